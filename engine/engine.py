@@ -1,0 +1,281 @@
+"""The Engine: opens a data directory, runs the background services, connects sessions."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ash import ActiveSessionHistory
+from .clock import Clock, SystemClock
+from .config import EngineConfig
+from .errors import DeadlockDetected, InvalidInput, NotFound, TooManyConnections
+from .host import HostFigures, HostMonitor
+from .locks import Deadlock, LockManager
+from .sessions import Session, SessionInfo, SessionState
+from .statements import Statement
+from .storage import Storage
+from .stats import StatementStats
+from .transactions import TransactionRegistry
+
+log = logging.getLogger("engine")
+
+VERSION = "0.1.0"
+RECENT_STATEMENTS = 2000
+
+
+class PeriodicService:
+    """A named thread that calls `tick` every `interval()` seconds until stopped."""
+
+    def __init__(self, name: str, interval: Callable[[], float], tick: Callable[[], object]) -> None:
+        self.name = name
+        self._interval = interval
+        self._tick = tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
+        self.ticks = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval()):
+            try:
+                self._tick()
+                self.ticks += 1
+            except Exception as exc:  # a failing tick must not kill the service; it is logged and shown
+                self.last_error = repr(exc)
+                log.exception("%s service tick failed", self.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+@dataclass(frozen=True)
+class ActiveStatement:
+    query_id: str
+    session: SessionInfo
+    statement: Statement
+
+
+@dataclass(frozen=True)
+class SessionCounts:
+    total: int
+    by_state: dict[str, int]
+    peak: int
+    max_connections: int
+
+
+class Engine:
+    def __init__(self, data_dir: str | Path | None = None, config: EngineConfig | None = None,
+                 clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.config = (config or EngineConfig()).validated()
+        self.storage = Storage(data_dir)
+        self.locks = LockManager(self.clock)
+        self.transactions = TransactionRegistry(self.clock)
+        self.stats = StatementStats(self.clock, self.config)
+        self.ash = ActiveSessionHistory(self.clock, self.config)
+        self.host = HostMonitor(self.storage.data_dir)
+        self.started_at = self.clock.time()
+        self._started_mono = self.clock.monotonic()
+        self._sessions: dict[int, Session] = {}
+        self._session_ids = itertools.count(1)
+        self._mutex = threading.Lock()
+        self.peak_sessions = 0
+        self._recent: OrderedDict[str, Statement] = OrderedDict()
+        self._recent_mutex = threading.Lock()
+        self.services: list[PeriodicService] = []
+        self.running = False
+        self.closed = False
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> Engine:
+        if self.running:
+            return self
+        cfg = lambda: self.config  # noqa: E731 - read live so a changed interval applies at once
+        self.services = [
+            PeriodicService("ash", lambda: cfg().ash_interval_ms / 1000, self.sample_ash),
+            PeriodicService("deadlock", lambda: cfg().deadlock_check_interval_ms / 1000, self.detect_deadlocks),
+            PeriodicService("stats", lambda: 1.0, self._stats_tick),
+        ]
+        for service in self.services:
+            service.start()
+        self.running = True
+        log.info("engine started in %s", self.storage.data_dir)
+        return self
+
+    def close(self) -> None:
+        """Stop the services, interrupt running statements, roll back and close every session."""
+        if self.closed:
+            return
+        for service in self.services:
+            service.stop()
+        self.running = False
+        for session in self.session_objects():
+            session.terminate("engine shutdown")
+        for session in self.session_objects():
+            session.close()
+        self.closed = True
+        self.storage.remove_if_temporary()
+        log.info("engine stopped")
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def uptime_seconds(self) -> float:
+        return self.clock.monotonic() - self._started_mono
+
+    def reconfigure(self, **changes: object) -> EngineConfig:
+        """Apply new settings at once (validated; nothing changes when one is bad)."""
+        self.config = self.config.replace(**changes)
+        self.stats.configure(self.config)
+        self.ash.configure(self.config)
+        return self.config
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def connect(self, user: str = "admin", application_name: str = "", client_address: str = "local") -> Session:
+        if self.closed:
+            raise TooManyConnections("the engine is shut down")
+        for name, value in (("user", user), ("application_name", application_name),
+                            ("client_address", client_address)):
+            if not isinstance(value, str) or len(value) > 256:
+                raise InvalidInput(f"{name} must be a string of at most 256 characters", field=name)
+        with self._mutex:
+            limit = self.config.max_connections
+            if len(self._sessions) >= limit:
+                raise TooManyConnections(f"too many connections: max_connections is {limit}",
+                                         max_connections=limit)
+            session_id = next(self._session_ids)
+            # reserve the slot before the (slower) connection open, so the limit holds under a race
+            self._sessions[session_id] = None  # type: ignore[assignment]
+        try:
+            session = Session(self, session_id, user, application_name, client_address)
+        except BaseException:
+            with self._mutex:
+                del self._sessions[session_id]
+            raise
+        with self._mutex:
+            self._sessions[session_id] = session
+            self.peak_sessions = max(self.peak_sessions, len(self._sessions))
+        return session
+
+    def session_closed(self, session: Session) -> None:
+        with self._mutex:
+            self._sessions.pop(session.id, None)
+
+    def session_objects(self) -> list[Session]:
+        with self._mutex:
+            return [s for s in self._sessions.values() if s is not None]
+
+    def sessions(self) -> list[SessionInfo]:
+        return [s.info() for s in self.session_objects()]
+
+    def session(self, session_id: int) -> Session:
+        with self._mutex:
+            session = self._sessions.get(session_id)
+        if session is None:
+            raise NotFound(f"Session {session_id} not found", session_id=session_id)
+        return session
+
+    def session_counts(self) -> SessionCounts:
+        by_state = {state.value: 0 for state in SessionState}
+        sessions = self.session_objects()
+        for s in sessions:
+            by_state[s.state.value] += 1
+        return SessionCounts(len(sessions), by_state, self.peak_sessions, self.config.max_connections)
+
+    def terminate(self, session_id: int, by: str = "admin") -> None:
+        session = self.session(session_id)
+        log.warning("session %s terminated by %s", session_id, by)
+        session.terminate(by)
+
+    # -- statements --------------------------------------------------------------------------
+
+    def active_statements(self) -> list[ActiveStatement]:
+        out = []
+        for s in self.session_objects():
+            stmt = s.statement
+            if stmt is not None and not stmt.finished:
+                out.append(ActiveStatement(stmt.query_id, s.info(), stmt))
+        return sorted(out, key=lambda a: a.statement.started_mono)
+
+    def statement(self, query_id: str) -> Statement:
+        """A running statement, or one of the recently finished ones."""
+        for s in self.session_objects():
+            stmt = s.statement
+            if stmt is not None and stmt.query_id == query_id:
+                return stmt
+        with self._recent_mutex:
+            stmt = self._recent.get(query_id)
+        if stmt is None:
+            raise NotFound(f"Query {query_id} not found", query_id=query_id)
+        return stmt
+
+    def cancel(self, session_id: int, by: str = "admin", query_id: str | None = None) -> Statement:
+        stmt = self.session(session_id).cancel(by, query_id)
+        log.warning("query %s of session %s canceled by %s", stmt.query_id, session_id, by)
+        return stmt
+
+    def cancel_query(self, query_id: str, by: str = "admin") -> Statement:
+        return self.cancel(self.statement(query_id).session_id, by, query_id)
+
+    def statement_finished(self, stmt: Statement) -> None:
+        if self.config.monitoring_enabled:
+            self.stats.record(stmt)
+        with self._recent_mutex:
+            self._recent[stmt.query_id] = stmt
+            if len(self._recent) > RECENT_STATEMENTS:
+                self._recent.popitem(last=False)
+
+    # -- schemas -----------------------------------------------------------------------------
+
+    def create_schema(self, name: str) -> Path:
+        """Create a schema file; sessions ATTACH it before their next statement outside a transaction."""
+        return self.storage.create_schema(name)
+
+    # -- services ----------------------------------------------------------------------------
+
+    def sample_ash(self) -> int:
+        if not self.config.monitoring_enabled:
+            return 0
+        return self.ash.sample(self.session_objects())
+
+    def detect_deadlocks(self) -> list[Deadlock]:
+        found = self.locks.detect_deadlocks(_deadlock_error)
+        for d in found:
+            log.warning("deadlock %s: victim session %s (transaction %s); cycle %s", d.deadlock_id,
+                        d.victim_session, d.victim_transaction,
+                        " -> ".join(f"session {p.session_id} waits for {p.waiting_for}" for p in d.participants))
+        return found
+
+    def _stats_tick(self) -> HostFigures:
+        reg = self.transactions
+        self.stats.tick(reg.commits_total + reg.rollbacks_total)
+        return self.host.read()
+
+
+def _deadlock_error(d: Deadlock) -> DeadlockDetected:
+    cycle = [{"session_id": p.session_id, "transaction_id": p.transaction_id, "waiting_for": p.waiting_for,
+              "holding": list(p.holding), "sql": p.sql} for p in d.participants]
+    return DeadlockDetected(
+        f"deadlock detected: transaction {d.victim_transaction} (session {d.victim_session}) was chosen as "
+        "the victim and rolled back", deadlock_id=d.deadlock_id, cycle=cycle)
+

@@ -1,0 +1,68 @@
+"""The engine's errors. Each carries the code the API reports (RustyDB's ApiError codes plus ours)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EngineError(Exception):
+    code = "ENGINE_ERROR"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class SqlError(EngineError):
+    """SQLite rejected the statement (syntax, constraint, missing table ...)."""
+
+    code = "SQL_ERROR"
+
+
+class QueryCanceled(EngineError):
+    code = "QUERY_CANCELED"
+
+
+class QueryTimeout(EngineError):
+    code = "QUERY_TIMEOUT"
+
+
+class LockTimeout(EngineError):
+    code = "LOCK_TIMEOUT"
+
+
+class DeadlockDetected(EngineError):
+    code = "DEADLOCK_DETECTED"
+
+
+class SerializationFailure(EngineError):
+    """The transaction's snapshot of a schema is stale; only a retry of the whole transaction helps."""
+
+    code = "SERIALIZATION_FAILURE"
+
+
+class SessionTerminated(EngineError):
+    code = "SESSION_TERMINATED"
+
+
+class SessionBusy(EngineError):
+    code = "SESSION_BUSY"
+
+
+class TooManyConnections(EngineError):
+    code = "TOO_MANY_CONNECTIONS"
+
+
+class NotFound(EngineError):
+    code = "NOT_FOUND"
+
+
+class Conflict(EngineError):
+    """The request is valid but the target is not in a state that allows it."""
+
+    code = "CONFLICT"
+
+
+class InvalidInput(EngineError):
+    code = "VALIDATION_ERROR"

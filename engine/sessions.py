@@ -1,0 +1,461 @@
+"""Sessions: one apsw connection each, with state, counters and the statement it runs.
+
+A session is driven by one caller thread at a time (`execute`); other threads (the ASH sampler,
+the API, an operator cancelling) only read its fields or ask it to stop.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import apsw
+
+from .errors import (Conflict, DeadlockDetected, EngineError, LockTimeout, QueryTimeout, SerializationFailure,
+                     SessionBusy, SessionTerminated, SqlError)
+from .locks import LockMode, Resource, WaitEdge
+from .statements import AccessRecorder, Result, Statement, map_sqlite_error, transaction_control
+from .transactions import Transaction
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+# The progress handler runs every this many VM steps: cheap, yet stops a runaway scan quickly.
+PROGRESS_STEPS = 1000
+# Page-cache misses within one progress window above which the statement is counted as doing IO.
+IO_MISSES_PER_WINDOW = 8
+
+
+class SessionState(StrEnum):
+    IDLE = "idle"
+    ACTIVE = "active"
+    IDLE_IN_TRANSACTION = "idle in transaction"
+    WAITING = "waiting"
+
+
+class WaitClass(StrEnum):
+    CPU = "CPU"
+    LOCK = "Lock"
+    IO = "IO"
+    IDLE_IN_TRANSACTION = "Idle in transaction"
+
+
+@dataclass
+class SessionCounters:
+    statements: int = 0
+    rows_read: int = 0
+    rows_written: int = 0
+    errors: int = 0
+    commits: int = 0
+    rollbacks: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A consistent-enough copy of a session's fields for readers in other threads."""
+
+    session_id: int
+    username: str
+    application_name: str
+    client_address: str
+    state: SessionState
+    connected_at: float
+    last_activity: float
+    state_since: float
+    wait_class: str | None
+    wait_event: str | None
+    blocking_session: int | None
+    blocking_sessions: tuple[int, ...]
+    current_query_id: str | None
+    current_sql: str | None
+    sql_id: str | None
+    query_started_at: float | None
+    transaction_id: int | None
+    transaction_started_at: float | None
+    counters: SessionCounters
+
+
+class Session:
+    def __init__(self, engine: Engine, session_id: int, user: str, application_name: str,
+                 client_address: str) -> None:
+        self.engine = engine
+        self.id = session_id
+        self.user = user
+        self.application_name = application_name
+        self.client_address = client_address
+        now = engine.clock.time()
+        self.connected_at = self.last_activity = self.state_since = now
+        self.state = SessionState.IDLE
+        self.wait_class: str | None = None
+        self.wait_event: str | None = None
+        self.counters = SessionCounters()
+        self.txn: Transaction | None = None
+        self.statement: Statement | None = None
+        self.closed = False
+        self.terminated_by: str | None = None
+        self._use = threading.Lock()
+        self._stop = threading.Lock()  # orders cancel/terminate against a statement's start and end
+        self._stmt_txn: Transaction | None = None
+        self._in_sqlite = False
+        self._window_misses = 0
+        self._access = AccessRecorder()
+        self._conn = engine.storage.open_connection(engine.config.buffer_pool_size)
+        self._attached = set(engine.storage.schemas)
+        self._conn.authorizer = self._access
+        self._conn.exec_trace = self._before_statement
+        self._conn.set_progress_handler(self._progress, PROGRESS_STEPS)
+        if engine.config.monitoring_enabled:
+            self._conn.trace_v2(apsw.SQLITE_TRACE_PROFILE, self._profile)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def blocking_sessions(self) -> tuple[int, ...]:
+        """Who this session waits for now (the holders change as the queue moves)."""
+        txn = self._stmt_txn
+        if self.state is not SessionState.WAITING or txn is None:
+            return ()
+        return self.engine.locks.blockers_of(txn.id)
+
+    @property
+    def current_sql(self) -> str | None:
+        stmt = self.statement
+        return stmt.sql if stmt else None
+
+    def info(self) -> SessionInfo:
+        stmt, txn, blockers = self.statement, self.txn, self.blocking_sessions
+        return SessionInfo(
+            self.id, self.user, self.application_name, self.client_address, self.state,
+            self.connected_at, self.last_activity, self.state_since, self.wait_class, self.wait_event,
+            blockers[0] if blockers else None, blockers,
+            stmt.query_id if stmt else None, stmt.sql if stmt else None, stmt.sql_id if stmt else None,
+            stmt.started_at if stmt else None, txn.id if txn else None, txn.started_at if txn else None,
+            SessionCounters(**vars(self.counters)))
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _set_state(self, state: SessionState, wait_class: str | None = None, wait_event: str | None = None) -> None:
+        if state is not self.state:
+            self.state_since = self.engine.clock.time()
+        self.state = state
+        self.wait_class = wait_class
+        self.wait_event = wait_event
+
+    def _settle(self) -> None:
+        """The state between statements: idle, or idle in transaction."""
+        self.last_activity = self.engine.clock.time()
+        if self.txn is not None:
+            self._set_state(SessionState.IDLE_IN_TRANSACTION, WaitClass.IDLE_IN_TRANSACTION, "ClientRead")
+        else:
+            self._set_state(SessionState.IDLE)
+
+    def lock_wait_began(self, wait_event: str) -> None:
+        self._set_state(SessionState.WAITING, WaitClass.LOCK, wait_event)
+
+    def lock_wait_ended(self) -> None:
+        self._set_state(SessionState.ACTIVE, WaitClass.CPU)
+
+    # -- executing ---------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Any = None, *, max_rows: int | None = None) -> Result:
+        """Run one SQL text (one or more statements) and return the last statement's rows."""
+        if not isinstance(sql, str) or not sql.strip():
+            raise SqlError("empty SQL text")
+        if not self._use.acquire(blocking=False):
+            raise SessionBusy(f"session {self.id} is already running a statement")
+        try:
+            self._check_open()
+            return self._run(sql, params, max_rows)
+        finally:
+            if self.terminated_by is not None and not self.closed:
+                self._close_now()
+            self._use.release()
+
+    def _check_open(self) -> None:
+        if self.terminated_by is not None:
+            raise SessionTerminated(f"session {self.id} was terminated by {self.terminated_by}",
+                                    terminated_by=self.terminated_by)
+        if self.closed:
+            raise SessionTerminated(f"session {self.id} is closed")
+
+    def _run(self, sql: str, params: Any, max_rows: int | None) -> Result:
+        engine = self.engine
+        clock = engine.clock
+        control = transaction_control(sql)
+        if control is not None:
+            self._check_transaction_control(*control)
+        for name, path in list(engine.storage.schemas.items()):
+            if name not in self._attached and self.txn is None:
+                self._internal(lambda: engine.storage.attach(self._conn, name, path))
+                self._attached.add(name)
+        timeout = engine.config.query_timeout_secs
+        start = clock.monotonic()
+        stmt = Statement(self.id, sql, clock.time(), start, start + timeout if timeout > 0 else None)
+        with self._stop:
+            self.statement = stmt
+            self._in_sqlite = True
+        self.counters.statements += 1
+        self._set_state(SessionState.ACTIVE, WaitClass.IO if control and control[0] == "commit" else WaitClass.CPU,
+                        "WALWrite" if control and control[0] == "commit" else None)
+        self._stmt_txn = self.txn
+        columns: list[str] = []
+        rows: list[tuple[Any, ...]] = []
+        has_more = False
+        error: EngineError | None = None
+        try:
+            cursor = self._conn.cursor()
+            cursor.execute(sql, params)
+            try:
+                columns = [d[0] for d in cursor.get_description()]
+            except apsw.ExecutionCompleteError:
+                pass
+            for row in cursor:
+                if max_rows is not None and len(rows) >= max_rows:
+                    has_more = True
+                    break
+                rows.append(row)
+            cursor.close()
+        except EngineError as exc:
+            error = exc
+        except apsw.Error as exc:
+            error = map_sqlite_error(exc, stmt)
+        except (TypeError, ValueError, OverflowError) as exc:  # bad parameters
+            error = SqlError(f"bad parameters: {exc}")
+        finally:
+            with self._stop:
+                self._in_sqlite = False
+        stmt.rows = len(rows)
+        stmt.rows_written = self._conn.changes() if self._stmt_txn and self._stmt_txn.modified_tables else 0
+        self._end_statement_transaction(stmt, control, error)
+        self._finish(stmt, error)
+        if error is not None:
+            raise error
+        return Result(stmt.query_id, columns, rows, stmt.rows_written, stmt.duration_ms or 0.0, has_more)
+
+    def _check_transaction_control(self, kind: str, mode: str | None) -> None:
+        if kind == "begin":
+            if mode in ("immediate", "exclusive"):
+                raise SqlError(f"BEGIN {mode.upper()} is not supported: the engine's lock manager decides "
+                               "who writes; use BEGIN")
+            if self.txn is not None:
+                raise SqlError(f"transaction {self.txn.id} is already in progress")
+        elif self.txn is None:
+            raise SqlError("no transaction is in progress")
+
+    def _internal(self, action: Callable[[], object]) -> None:
+        """Run the engine's own SQL on this connection, past the authorizer and lock hooks."""
+        self._access.bypass = True
+        try:
+            action()
+        finally:
+            self._access.bypass = False
+
+    def _before_statement(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+        """Runs after SQLite prepared a statement and before it steps: take the locks it needs."""
+        if self._access.bypass:
+            return True
+        access = self._access.take(sql)
+        stmt = self.statement
+        assert stmt is not None
+        if stmt.stop_reason is not None:
+            raise map_sqlite_error(apsw.InterruptError("interrupted"), stmt)
+        if access.transaction_control and transaction_control(stmt.sql) is None:
+            raise SqlError("BEGIN, COMMIT and ROLLBACK must be sent on their own, not with other statements")
+        if access.savepoint and self.txn is None:
+            raise SqlError("SAVEPOINT needs an explicit transaction: send BEGIN first")
+        if not (access.reads or access.writes):
+            return True
+        txn = self._stmt_txn
+        if txn is None:
+            txn = self._stmt_txn = self.engine.transactions.begin(self, explicit=False)
+        txn.queries_executed += 1
+        for schema in sorted({s for s, _ in access.writes}):
+            self._lock(txn, Resource(schema), LockMode.EXCLUSIVE, stmt)
+            if txn.explicit and txn.read_versions.get(schema, None) not in (None, self.engine.transactions.version(schema)):
+                raise SerializationFailure(
+                    f"could not serialize access: schema {schema} was changed by another transaction after "
+                    f"transaction {txn.id} first read it; the transaction was rolled back, retry it",
+                    schema=schema)
+            txn.written_schemas.add(schema)
+        for schema, table in sorted(access.writes):
+            self._lock(txn, Resource(schema, table), LockMode.EXCLUSIVE, stmt)
+            txn.modified_tables.add(f"{schema}.{table}")
+        if txn.explicit:
+            for schema, table in sorted(access.reads - access.writes):
+                self._lock(txn, Resource(schema, table), LockMode.SHARED, stmt)
+            for schema in {s for s, _ in access.reads | access.writes}:
+                txn.read_versions.setdefault(schema, self.engine.transactions.version(schema))
+        return True
+
+    def _lock(self, txn: Transaction, resource: Resource, mode: LockMode, stmt: Statement) -> None:
+        config = self.engine.config
+        lock_timeout = config.lock_timeout_ms / 1000 if config.lock_timeout_ms > 0 else None
+        left = None if stmt.deadline is None else max(0.0, stmt.deadline - self.engine.clock.monotonic())
+        statement_limited = left is not None and (lock_timeout is None or left < lock_timeout)
+        timeout = left if statement_limited else lock_timeout
+
+        def on_timeout(edge: WaitEdge | None) -> Exception:
+            if statement_limited:
+                stmt.stop_reason = "timeout"
+                return QueryTimeout(f"statement exceeded the query timeout while waiting for a lock on {resource}",
+                                    query_id=stmt.query_id, resource=str(resource))
+            holder = edge.holder_session if edge else None
+            return LockTimeout(f"lock timeout: waited {config.lock_timeout_ms} ms for {mode} lock on {resource}"
+                               + (f" held by session {holder}" if holder is not None else ""),
+                               resource=str(resource), blocking_session=holder)
+
+        self.engine.locks.acquire(txn, resource, mode, timeout, on_timeout)
+
+    def _progress(self) -> bool:
+        """SQLite's progress handler: stop on cancel or timeout, and notice page-cache misses."""
+        stmt = self.statement
+        if stmt is None or self._access.bypass:
+            return False
+        if stmt.stop_reason is not None:
+            return True
+        if stmt.deadline is not None and self.engine.clock.monotonic() > stmt.deadline:
+            stmt.stop_reason = "timeout"
+            return True
+        if self.engine.config.monitoring_enabled:
+            misses = self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
+            doing_io = misses - self._window_misses > IO_MISSES_PER_WINDOW
+            self._window_misses = misses
+            if self.state is SessionState.ACTIVE:
+                self.wait_class, self.wait_event = (WaitClass.IO, "DataFileRead") if doing_io else (WaitClass.CPU, None)
+        return False
+
+    def _profile(self, event: dict[str, Any]) -> None:
+        stmt = self.statement
+        if stmt is not None:
+            stmt.add_profile(event.get("stmt_status", {}))
+
+    def _end_statement_transaction(self, stmt: Statement, control: tuple[str, str | None] | None,
+                                   error: EngineError | None) -> None:
+        """Release what an autocommit statement held; open or close an explicit transaction."""
+        registry = self.engine.transactions
+        txn = self._stmt_txn
+        self._stmt_txn = None
+        if txn is not None and not txn.explicit:
+            self.engine.locks.release_all(txn)
+            registry.end(txn, committed=error is None)
+            self._count_end(error is None)
+            return
+        if control is not None and error is None:
+            if control[0] == "begin":
+                self.txn = registry.begin(self, explicit=True)
+            elif self.txn is not None:
+                self._end_explicit(committed=control[0] == "commit")
+            return
+        if self.txn is None:
+            return
+        if isinstance(error, (DeadlockDetected, SerializationFailure, SessionTerminated)) or (
+                error is not None and not self._conn.in_transaction):
+            # SQLite may already have rolled back (an interrupted write does that); finish the job
+            if self._conn.in_transaction:
+                self._internal(lambda: self._conn.execute("ROLLBACK"))
+            if error is not None and not isinstance(error, (DeadlockDetected, SerializationFailure)):
+                error.message += "; the transaction was rolled back"
+                error.args = (error.message,)
+            self._end_explicit(committed=False)
+        elif error is None:
+            self.txn.rows_affected += stmt.rows_written
+
+    def _end_explicit(self, committed: bool) -> None:
+        txn = self.txn
+        assert txn is not None
+        self.txn = None
+        self.engine.locks.release_all(txn)
+        self.engine.transactions.end(txn, committed)
+        self._count_end(committed)
+
+    def _count_end(self, committed: bool) -> None:
+        if committed:
+            self.counters.commits += 1
+        else:
+            self.counters.rollbacks += 1
+
+    def _finish(self, stmt: Statement, error: EngineError | None) -> None:
+        clock = self.engine.clock
+        stmt.duration_ms = (clock.monotonic() - stmt.started_mono) * 1000
+        stmt.finished = True
+        if error is not None:
+            stmt.error_code, stmt.error_message = error.code, error.message
+            self.counters.errors += 1
+        self.counters.rows_read += stmt.rows
+        self.counters.rows_written += stmt.rows_written
+        if self.engine.config.monitoring_enabled:
+            hits = self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT, True)[0]
+            misses = self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS, True)[0]
+            self._window_misses = 0
+            stmt.cache_hits, stmt.cache_misses = hits, misses
+            self.counters.cache_hits += hits
+            self.counters.cache_misses += misses
+        with self._stop:
+            self.statement = None
+        self._settle()
+        self.engine.statement_finished(stmt)
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def cancel(self, by: str, query_id: str | None = None) -> Statement:
+        """Stop the running statement; raise if none runs (or another one than query_id does)."""
+        with self._stop:
+            stmt = self.statement
+            if stmt is None or stmt.finished:
+                raise Conflict(f"session {self.id} has no running statement", session_id=self.id)
+            if query_id is not None and stmt.query_id != query_id:
+                raise Conflict(f"session {self.id} now runs {stmt.query_id}, not {query_id}",
+                               session_id=self.id, running_query_id=stmt.query_id)
+            self._stop_statement(stmt, "canceled", by)
+            return stmt
+
+    def terminate(self, by: str) -> None:
+        """Roll back and close the session; its owner gets SessionTerminated on its next call."""
+        with self._stop:
+            if self.closed:
+                return
+            self.terminated_by = by
+            stmt = self.statement
+            if stmt is not None and not stmt.finished:
+                self._stop_statement(stmt, "terminated", by)
+                return
+        if self._use.acquire(blocking=False):
+            try:
+                if not self.closed:
+                    self._close_now()
+            finally:
+                self._use.release()
+        # else: a statement is just starting; its own thread sees terminated_by and closes
+
+    def _stop_statement(self, stmt: Statement, reason: str, by: str) -> None:
+        stmt.stop_reason, stmt.stopped_by = reason, by
+        txn = self._stmt_txn or self.txn
+        error = (SessionTerminated(f"session {self.id} was terminated by {by}", terminated_by=by)
+                 if reason == "terminated" else
+                 map_sqlite_error(apsw.InterruptError("interrupted"), stmt))
+        if txn is not None and self.engine.locks.abort_wait(txn.id, error):
+            return
+        if self._in_sqlite:
+            self._conn.interrupt()
+
+    def close(self) -> None:
+        with self._use:
+            if not self.closed:
+                self._close_now()
+
+    def _close_now(self) -> None:
+        if self.txn is not None:
+            try:
+                if self._conn.in_transaction:
+                    self._internal(lambda: self._conn.execute("ROLLBACK"))
+            except apsw.Error:
+                pass  # closing discards the transaction anyway
+            self._end_explicit(committed=False)
+        self.closed = True
+        self._conn.close()
+        self.engine.session_closed(self)

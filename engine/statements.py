@@ -1,0 +1,155 @@
+"""Statements: what one runs, what it touches (from SQLite's authorizer), and how it ended."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+
+from .errors import EngineError, QueryCanceled, QueryTimeout, SerializationFailure, SessionTerminated, SqlError
+from .fingerprint import sql_id
+
+_statement_ids = itertools.count(1)
+
+_WRITES = {apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE}
+_SCHEMA_CHANGES = {
+    apsw.SQLITE_CREATE_TABLE, apsw.SQLITE_CREATE_INDEX, apsw.SQLITE_CREATE_TRIGGER, apsw.SQLITE_CREATE_VIEW,
+    apsw.SQLITE_DROP_TABLE, apsw.SQLITE_DROP_INDEX, apsw.SQLITE_DROP_TRIGGER, apsw.SQLITE_DROP_VIEW,
+    apsw.SQLITE_ALTER_TABLE, apsw.SQLITE_REINDEX, apsw.SQLITE_ANALYZE,
+}
+_DENIED = {apsw.SQLITE_ATTACH: "ATTACH", apsw.SQLITE_DETACH: "DETACH"}
+# Leading keyword of transaction control; ROLLBACK TO (a savepoint) is not an end.
+_TXN_CONTROL = re.compile(r"\s*(?:(begin)(?:\s+(deferred|immediate|exclusive))?(?:\s+transaction)?"
+                          r"|(commit|end)(?:\s+transaction)?|(rollback)(?:\s+transaction)?)\s*;?\s*\Z",
+                          re.IGNORECASE)
+
+
+def transaction_control(sql: str) -> tuple[str, str | None] | None:
+    """('begin', mode) / ('commit', None) / ('rollback', None) when sql is only that, else None."""
+    m = _TXN_CONTROL.match(sql)
+    if not m:
+        return None
+    if m.group(1):
+        return "begin", (m.group(2) or "").lower() or None
+    return ("commit", None) if m.group(3) else ("rollback", None)
+
+
+@dataclass
+class Access:
+    """Tables a statement reads and writes, as (schema, table); schema changes count as writes."""
+
+    reads: set[tuple[str, str]] = field(default_factory=set)
+    writes: set[tuple[str, str]] = field(default_factory=set)
+    transaction_control: bool = False
+    savepoint: bool = False
+
+    def empty(self) -> bool:
+        return not (self.reads or self.writes or self.transaction_control or self.savepoint)
+
+
+class AccessRecorder:
+    """SQLite's authorizer callback. It runs while a statement is prepared, never when a cached
+    statement is reused, so what it saw is cached per SQL text."""
+
+    def __init__(self) -> None:
+        self.pending = Access()
+        self.denied: str | None = None
+        self.bypass = False  # the engine's own statements (ATTACH, ROLLBACK) pass unrecorded
+        self._cache: dict[str, Access] = {}
+
+    def __call__(self, op: int, p1: str | None, p2: str | None, db: str | None, trigger: str | None) -> int:
+        if self.bypass:
+            return apsw.SQLITE_OK
+        if op in _DENIED:
+            self.denied = _DENIED[op]
+            return apsw.SQLITE_DENY
+        if op == apsw.SQLITE_READ and p1 and db and db != "temp":
+            self.pending.reads.add((db, p1))
+        elif op in _WRITES and p1 and db and db != "temp":
+            self.pending.writes.add((db, p1))
+        elif op in _SCHEMA_CHANGES and db != "temp":
+            self.pending.writes.add((db or "main", "sqlite_master"))
+        elif op == apsw.SQLITE_TRANSACTION:
+            self.pending.transaction_control = True
+        elif op == apsw.SQLITE_SAVEPOINT:
+            self.pending.savepoint = True
+        return apsw.SQLITE_OK
+
+    def take(self, sql: str) -> Access:
+        access, self.pending = self.pending, Access()
+        if access.empty():
+            return self._cache.get(sql, access)
+        if len(self._cache) > 2000:
+            self._cache.clear()
+        self._cache[sql] = access
+        return access
+
+
+@dataclass(eq=False)
+class Statement:
+    session_id: int
+    sql: str
+    started_at: float
+    started_mono: float
+    deadline: float | None
+    id: int = field(default_factory=lambda: next(_statement_ids))
+    sql_id: str = ""
+    # set while running
+    stop_reason: str | None = None  # "canceled" / "timeout" / "terminated"
+    stopped_by: str | None = None
+    # set when finished
+    finished: bool = False
+    duration_ms: float | None = None
+    rows: int = 0
+    rows_written: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    fullscan_steps: int = 0
+    sorts: int = 0
+    vm_steps: int = 0
+    autoindexes: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    def __post_init__(self) -> None:
+        self.sql_id = sql_id(self.sql)
+
+    @property
+    def query_id(self) -> str:
+        return f"q{self.id}"
+
+    def add_profile(self, status: dict[str, int]) -> None:
+        self.fullscan_steps += status.get("SQLITE_STMTSTATUS_FULLSCAN_STEP", 0)
+        self.sorts += status.get("SQLITE_STMTSTATUS_SORT", 0)
+        self.vm_steps += status.get("SQLITE_STMTSTATUS_VM_STEP", 0)
+        self.autoindexes += status.get("SQLITE_STMTSTATUS_AUTOINDEX", 0)
+
+
+@dataclass
+class Result:
+    query_id: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    affected_rows: int
+    execution_time_ms: float
+    has_more: bool = False
+
+
+def map_sqlite_error(exc: apsw.Error, stmt: Statement) -> EngineError:
+    """Turn an apsw error into the engine's error, naming why an interrupted statement stopped."""
+    if isinstance(exc, apsw.InterruptError):
+        if stmt.stop_reason == "timeout":
+            return QueryTimeout(f"statement exceeded the query timeout and was interrupted",
+                                query_id=stmt.query_id)
+        if stmt.stop_reason == "terminated":
+            return SessionTerminated(f"session {stmt.session_id} was terminated by {stmt.stopped_by}",
+                                     terminated_by=stmt.stopped_by)
+        return QueryCanceled(f"statement {stmt.query_id} was canceled by {stmt.stopped_by or 'an operator'}",
+                             query_id=stmt.query_id, canceled_by=stmt.stopped_by)
+    if isinstance(exc, apsw.BusyError):
+        return SerializationFailure(f"could not serialize access: {exc}; retry the transaction")
+    message = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+    return SqlError(message, sqlite_error=type(exc).__name__)
