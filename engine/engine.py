@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ash import ActiveSessionHistory
+from .auth import AuthService
 from .clock import Clock, SystemClock
 from .config import EngineConfig
 from .errors import DeadlockDetected, InvalidInput, NotFound, TooManyConnections
@@ -88,6 +89,7 @@ class Engine:
         self.stats = StatementStats(self.clock, self.config)
         self.ash = ActiveSessionHistory(self.clock, self.config)
         self.host = HostMonitor(self.storage.data_dir)
+        self.auth = AuthService(self.storage.data_dir, self.clock)
         self.started_at = self.clock.time()
         self._started_mono = self.clock.monotonic()
         self._sessions: dict[int, Session] = {}
@@ -129,6 +131,7 @@ class Engine:
         for session in self.session_objects():
             session.close()
         self.closed = True
+        self.auth.close()
         self.storage.remove_if_temporary()
         log.info("engine stopped")
 

@@ -40,7 +40,7 @@ class Storage:
         conn = apsw.Connection(str(self.main_path))
         conn.set_busy_timeout(BUSY_TIMEOUT_MS)
         conn.execute(f"PRAGMA cache_size={int(cache_pages)}; PRAGMA synchronous=NORMAL;"
-                     "PRAGMA foreign_keys=ON")
+                     "PRAGMA foreign_keys=ON").fetchall()
         for name, path in list(self.schemas.items()):
             self.attach(conn, name, path)
         return conn

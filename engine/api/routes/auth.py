@@ -1,0 +1,102 @@
+"""Login, logout, refresh and validate: RustyDB's shapes, real users and tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..deps import EngineDep, _bearer
+from ..models import Message
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+    remember_me: bool = False
+
+
+class RoleOut(BaseModel):
+    id: str
+    name: str
+    permissions: list[str]
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    id: str
+    username: str
+    display_name: str = Field(serialization_alias="displayName")
+    email: str | None = None
+    roles: list[RoleOut]
+
+
+class SessionOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    token: str
+    refresh_token: str = Field(serialization_alias="refreshToken")
+    expires_at: str = Field(serialization_alias="expiresAt", description="Unix seconds, as a string (RustyDB)")
+
+
+class LoginData(BaseModel):
+    user: UserOut
+    session: SessionOut
+
+
+class LoginResponse(BaseModel):
+    success: bool
+    data: LoginData
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    refresh_token: str | None = Field(default=None, max_length=512)
+
+
+class Validity(BaseModel):
+    valid: bool
+    username: str | None = None
+    role: str | None = None
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/login", response_model=LoginResponse, response_model_by_alias=True)
+def login(engine: EngineDep, body: LoginRequest, request: Request) -> LoginResponse:
+    issued = engine.auth.login(body.username, body.password, _client(request))
+    user = engine.auth.user(body.username)
+    role = issued.principal.role.label
+    return LoginResponse(success=True, data=LoginData(
+        user=UserOut(id=str(user["user_id"]), username=body.username, display_name=body.username,
+                     roles=[RoleOut(id=role, name=role, permissions=["*"] if role == "admin" else [])]),
+        session=SessionOut(token=issued.token, refresh_token=issued.refresh_token,
+                           expires_at=str(int(issued.expires_at)))))
+
+
+@router.post("/logout", response_model=Message)
+def logout(engine: EngineDep, bearer: BearerDep) -> Message:
+    if bearer is not None:
+        engine.auth.logout(bearer.credentials)
+    return Message(message="Logged out successfully")
+
+
+@router.post("/refresh", response_model=SessionOut, response_model_by_alias=True)
+def refresh(engine: EngineDep, bearer: BearerDep, body: RefreshRequest | None = None) -> SessionOut:
+    issued = engine.auth.refresh(bearer.credentials if bearer else None, body.refresh_token if body else None)
+    return SessionOut(token=issued.token, refresh_token=issued.refresh_token, expires_at=str(int(issued.expires_at)))
+
+
+@router.get("/validate", response_model=Validity)
+def validate(engine: EngineDep, bearer: BearerDep) -> Validity:
+    if bearer is None or not engine.auth.token_valid(bearer.credentials):
+        return Validity(valid=False)
+    p = engine.auth.authenticate(bearer.credentials, None)
+    return Validity(valid=True, username=p.name, role=p.role.label)

@@ -1,0 +1,112 @@
+"""Sessions and connections: list, get, terminate; session statistics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
+
+from ...sessions import SessionState
+from ..deps import EngineDep, Monitor, Operator
+from ..models import DATABASE_NAME, SessionInfo
+from ..pagination import Pages, Paginated, paginate
+
+router = APIRouter(prefix="/api/v1", tags=["sessions"])
+
+SessionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+_SORT = {
+    "session_id": lambda s: s.session_id, "username": lambda s: s.username, "state": lambda s: s.state,
+    "created_at": lambda s: s.created_at, "last_activity": lambda s: s.last_activity,
+    "state_seconds": lambda s: s.state_seconds, "application_name": lambda s: s.application_name,
+}
+
+
+class ConnectionInfo(BaseModel):
+    connection_id: int
+    pool_id: str
+    session_id: int
+    username: str
+    database: str
+    client_address: str
+    created_at: int
+    last_activity: int
+    queries_executed: int
+    state: str
+    idle_time_secs: int
+
+
+class SessionStats(BaseModel):
+    active_sessions: int
+    idle_sessions: int
+    sessions: list[SessionInfo]
+    total_connections: int
+    peak_connections: int
+    # additions
+    waiting_sessions: int
+    idle_in_transaction_sessions: int
+    max_connections: int
+
+
+def _sessions(engine: EngineDep, state: SessionState | None = None, username: str | None = None) -> list[SessionInfo]:
+    now = engine.clock.time()
+    out = [SessionInfo.of(s, now) for s in engine.sessions()]
+    return [s for s in out if (state is None or s.state == state.value) and (username is None or s.username == username)]
+
+
+@router.get("/sessions", response_model=Paginated[SessionInfo])
+def list_sessions(engine: EngineDep, _: Monitor, pages: Pages,
+                  state: Annotated[SessionState | None, Query(description="only sessions in this state")] = None,
+                  username: Annotated[str | None, Query(max_length=256)] = None) -> dict:
+    return paginate(_sessions(engine, state, username), pages, _SORT)
+
+
+@router.get("/sessions/{session_id}", response_model=SessionInfo)
+def get_session(engine: EngineDep, _: Monitor, session_id: SessionId) -> SessionInfo:
+    return SessionInfo.of(engine.session(session_id).info(), engine.clock.time())
+
+
+@router.delete("/sessions/{session_id}", status_code=204, response_class=Response)
+def terminate_session(engine: EngineDep, who: Operator, session_id: SessionId) -> Response:
+    engine.terminate(session_id, by=who.name)
+    return Response(status_code=204)
+
+
+def _connection(s: SessionInfo, now: float) -> ConnectionInfo:
+    return ConnectionInfo(connection_id=s.session_id, pool_id="default", session_id=s.session_id,
+                          username=s.username, database=DATABASE_NAME, client_address=s.client_address or "unknown",
+                          created_at=s.created_at, last_activity=s.last_activity, queries_executed=s.statements,
+                          state=s.state, idle_time_secs=int(now - s.last_activity) if s.state == "idle" else 0)
+
+
+@router.get("/connections", response_model=Paginated[ConnectionInfo])
+def list_connections(engine: EngineDep, _: Monitor, pages: Pages) -> dict:
+    now = engine.clock.time()
+    return paginate([_connection(s, now) for s in _sessions(engine)], pages,
+                    {"connection_id": lambda c: c.connection_id, "username": lambda c: c.username,
+                     "state": lambda c: c.state, "created_at": lambda c: c.created_at})
+
+
+@router.get("/connections/{connection_id}", response_model=ConnectionInfo)
+def get_connection(engine: EngineDep, _: Monitor, connection_id: SessionId) -> ConnectionInfo:
+    now = engine.clock.time()
+    return _connection(SessionInfo.of(engine.session(connection_id).info(), now), now)
+
+
+@router.delete("/connections/{connection_id}", status_code=204, response_class=Response)
+def kill_connection(engine: EngineDep, who: Operator, connection_id: SessionId) -> Response:
+    engine.terminate(connection_id, by=who.name)
+    return Response(status_code=204)
+
+
+@router.get("/stats/sessions", response_model=SessionStats)
+def session_stats(engine: EngineDep, _: Monitor) -> SessionStats:
+    sessions = _sessions(engine)
+    by_state = {state.value: 0 for state in SessionState}
+    for s in sessions:
+        by_state[s.state] += 1
+    return SessionStats(active_sessions=by_state["active"] + by_state["waiting"], idle_sessions=by_state["idle"],
+                        sessions=sessions, total_connections=len(sessions), peak_connections=engine.peak_sessions,
+                        waiting_sessions=by_state["waiting"],
+                        idle_in_transaction_sessions=by_state["idle in transaction"],
+                        max_connections=engine.config.max_connections)

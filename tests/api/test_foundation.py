@@ -1,0 +1,96 @@
+"""Cross-cutting behaviour: auth, ApiError bodies, request ids, body limits, OpenAPI."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from engine import Engine
+
+from .conftest import ADMIN_PASSWORD
+
+
+def test_login_gives_a_token_that_works_and_logout_revokes_it(client: TestClient) -> None:
+    r = client.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert r.status_code == 200
+    session = r.json()["data"]["session"]
+    assert set(session) == {"token", "refreshToken", "expiresAt"}
+    auth = {"Authorization": f"Bearer {session['token']}"}
+    assert client.get("/api/v1/sessions", headers=auth).status_code == 200
+    assert client.get("/api/v1/auth/validate", headers=auth).json()["valid"] is True
+    client.post("/api/v1/auth/logout", headers=auth)
+    assert client.get("/api/v1/sessions", headers=auth).status_code == 401
+    assert client.get("/api/v1/auth/validate", headers=auth).json() == {"valid": False, "username": None, "role": None}
+
+
+def test_refresh_replaces_the_token_pair(client: TestClient) -> None:
+    session = client.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()["data"]["session"]
+    r = client.post("/api/v1/auth/refresh", json={"refresh_token": session["refreshToken"]})
+    assert r.status_code == 200
+    fresh = r.json()["token"]
+    assert client.get("/api/v1/sessions", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    assert client.get("/api/v1/sessions", headers={"Authorization": f"Bearer {session['token']}"}).status_code == 401
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": session["refreshToken"]}).status_code == 401
+
+
+def test_wrong_password_is_401_and_repeated_failures_are_rate_limited(client: TestClient) -> None:
+    for _ in range(5):
+        r = client.post("/api/v1/auth/login", json={"username": "admin", "password": "wrong"})
+        assert r.status_code == 401
+        assert r.json()["message"] == "Invalid username or password"
+    r = client.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert r.status_code == 429
+    assert r.json()["code"] == "RATE_LIMITED"
+    assert int(r.headers["Retry-After"]) > 0
+
+
+def test_errors_have_the_api_error_body_and_request_id(client: TestClient, headers: dict) -> None:
+    r = client.get("/api/v1/sessions/424242", headers=headers["monitor"])
+    assert r.status_code == 404
+    body = r.json()
+    assert set(body) == {"code", "message", "details", "timestamp", "request_id"}
+    assert body["code"] == "NOT_FOUND" and "424242" in body["message"]
+    assert body["request_id"] == r.headers["X-Request-ID"]
+
+
+def test_bad_input_is_400_naming_the_field(client: TestClient, headers: dict) -> None:
+    r = client.get("/api/v1/sessions/abc", headers=headers["monitor"])
+    assert (r.status_code, r.json()["code"]) == (400, "VALIDATION_ERROR")
+    assert "session_id" in r.json()["message"]
+    r = client.post("/api/v1/auth/login", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json()["code"]) == (400, "VALIDATION_ERROR")
+    assert "malformed JSON" in r.json()["message"]
+    r = client.post("/api/v1/auth/login", json={"username": "admin", "password": 5})
+    assert r.status_code == 400 and "password" in r.json()["message"]
+    r = client.get("/api/v1/sessions?page=0", headers=headers["monitor"])
+    assert r.status_code == 400 and "page" in r.json()["message"]
+    r = client.get("/api/v1/sessions?sort_by=nope", headers=headers["monitor"])
+    assert r.status_code == 400 and "sort_by" in r.json()["message"]
+
+
+def test_wrong_method_unknown_path_and_large_body(client: TestClient) -> None:
+    r = client.put("/api/v1/sessions")
+    assert (r.status_code, r.json()["code"]) == (405, "METHOD_NOT_ALLOWED")
+    r = client.get("/api/v1/no/such/thing")
+    assert (r.status_code, r.json()["code"]) == (404, "NOT_FOUND")
+    r = client.post("/api/v1/auth/login", content=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
+
+
+def test_unexpected_exception_is_500_with_request_id(engine: Engine, client: TestClient, headers: dict,
+                                                     monkeypatch, caplog) -> None:
+    def boom() -> list:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(engine, "sessions", boom)
+    r = client.get("/api/v1/sessions", headers=headers["monitor"])
+    assert r.status_code == 500
+    body = r.json()
+    assert body["code"] == "INTERNAL_ERROR" and body["request_id"]
+    assert "boom" not in body["message"]
+    assert any(body["request_id"] in rec.getMessage() and rec.exc_info for rec in caplog.records)
+
+
+def test_openapi_document_is_served(client: TestClient) -> None:
+    doc = client.get("/api-docs/openapi.json").json()
+    assert "/api/v1/sessions" in doc["paths"]
+    assert {"HTTPBearer", "APIKeyHeader"} <= set(doc["components"]["securitySchemes"])
