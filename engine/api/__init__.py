@@ -5,8 +5,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ..engine import VERSION, Engine
-from .errors import RequestContext, install_error_handlers
+from .errors import ApiError, RequestContext, install_error_handlers
 from .routes import include_all
+
+# Every operation can answer these with an ApiError body; saying so keeps the OpenAPI document honest.
+_ERROR_RESPONSES = {
+    400: "invalid input (VALIDATION_ERROR, SQL_ERROR)", 401: "no valid credentials", 403: "role too low",
+    404: "unknown id or path", 405: "method not allowed", 409: "state conflict or statement outcome",
+    413: "request body too large", 429: "rate limited", 500: "unexpected error (see request_id)",
+    503: "engine unavailable or unhealthy",
+}
+
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -21,9 +30,28 @@ def create_app(engine: Engine) -> FastAPI:
     )
     app.state.engine = engine
     install_error_handlers(app)
-    include_all(app)
+    include_all(app, {status: {"model": ApiError, "description": text} for status, text in _ERROR_RESPONSES.items()})
     app.add_middleware(RequestContext)
+    _drop_default_422(app)
     return app
+
+
+def _drop_default_422(app: FastAPI) -> None:
+    """FastAPI documents a 422 for validation errors; ours are 400 ApiError, so the 422 must go."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 __all__ = ["create_app"]
