@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..deps import EngineDep, _bearer
+from ..deps import EngineDep
 from ..models import Message
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _bearer(request: Request) -> str | None:
+    """The token, if any: these routes work without one, so none is declared as required."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 class LoginRequest(BaseModel):
@@ -82,21 +84,23 @@ def login(engine: EngineDep, body: LoginRequest, request: Request) -> LoginRespo
 
 
 @router.post("/logout", response_model=Message)
-def logout(engine: EngineDep, bearer: BearerDep) -> Message:
-    if bearer is not None:
-        engine.auth.logout(bearer.credentials)
+def logout(engine: EngineDep, request: Request) -> Message:
+    token = _bearer(request)
+    if token is not None:
+        engine.auth.logout(token)
     return Message(message="Logged out successfully")
 
 
 @router.post("/refresh", response_model=SessionOut, response_model_by_alias=True)
-def refresh(engine: EngineDep, bearer: BearerDep, body: RefreshRequest | None = None) -> SessionOut:
-    issued = engine.auth.refresh(bearer.credentials if bearer else None, body.refresh_token if body else None)
+def refresh(engine: EngineDep, request: Request, body: RefreshRequest | None = None) -> SessionOut:
+    issued = engine.auth.refresh(_bearer(request), body.refresh_token if body else None)
     return SessionOut(token=issued.token, refresh_token=issued.refresh_token, expires_at=str(int(issued.expires_at)))
 
 
 @router.get("/validate", response_model=Validity)
-def validate(engine: EngineDep, bearer: BearerDep) -> Validity:
-    if bearer is None or not engine.auth.token_valid(bearer.credentials):
+def validate(engine: EngineDep, request: Request) -> Validity:
+    token = _bearer(request)
+    if token is None or not engine.auth.token_valid(token):
         return Validity(valid=False)
-    p = engine.auth.authenticate(bearer.credentials, None)
+    p = engine.auth.authenticate(token, None)
     return Validity(valid=True, username=p.name, role=p.role.label)
