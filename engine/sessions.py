@@ -195,7 +195,8 @@ class Session:
                 self._attached.add(name)
         timeout = engine.config.query_timeout_secs
         start = clock.monotonic()
-        stmt = Statement(self.id, sql, clock.time(), start, start + timeout if timeout > 0 else None)
+        stmt = Statement(self.id, sql, clock.time(), start, start + timeout if timeout > 0 else None,
+                         username=self.user)
         with self._stop:
             self.statement = stmt
             self._in_sqlite = True

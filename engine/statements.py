@@ -97,6 +97,7 @@ class Statement:
     deadline: float | None
     id: int = field(default_factory=lambda: next(_statement_ids))
     sql_id: str = ""
+    username: str | None = None  # who ran it, kept for the slow log after the session is gone
     # set while running
     stop_reason: str | None = None  # "canceled" / "timeout" / "terminated"
     stopped_by: str | None = None

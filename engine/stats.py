@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .clock import Clock
@@ -20,11 +21,12 @@ _BUCKETS = 40 * _PER_DOUBLING
 
 
 class LatencyHistogram:
-    __slots__ = ("counts", "total")
+    __slots__ = ("counts", "total", "sum_ms")
 
     def __init__(self) -> None:
         self.counts = [0] * _BUCKETS
         self.total = 0
+        self.sum_ms = 0.0
 
     @staticmethod
     def _bucket(ms: float) -> int:
@@ -35,6 +37,27 @@ class LatencyHistogram:
     def record(self, ms: float) -> None:
         self.counts[self._bucket(ms)] += 1
         self.total += 1
+        self.sum_ms += ms
+
+    def copy(self) -> LatencyHistogram:
+        out = LatencyHistogram()
+        out.counts, out.total, out.sum_ms = list(self.counts), self.total, self.sum_ms
+        return out
+
+    def cumulative(self, bounds_ms: Sequence[float]) -> list[int]:
+        """Observations at or below each bound (ascending), as Prometheus buckets count them.
+
+        Only log buckets lying wholly below a bound are counted, so a bound that falls inside a
+        bucket leaves that bucket's observations (all within ~4.4 % above it) to the next bound:
+        the figure errs towards slower, never faster.
+        """
+        out, seen, done = [], 0, 0
+        for bound in bounds_ms:
+            end = self._bucket(bound)
+            seen += sum(self.counts[done:end])
+            done = max(done, end)
+            out.append(seen)
+        return out
 
     def percentile(self, p: float) -> float | None:
         if not self.total:
@@ -55,7 +78,10 @@ class FingerprintStats:
     query: str  # normalised text
     calls: int = 0
     errors: int = 0
-    rows: int = 0
+    rows: int = 0  # returned plus written
+    rows_returned: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
     total_ms: float = 0.0
     min_ms: float = math.inf
     max_ms: float = 0.0
@@ -69,6 +95,11 @@ class FingerprintStats:
     @property
     def mean_ms(self) -> float:
         return self.total_ms / self.calls if self.calls else 0.0
+
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        total = self.cache_hits + self.cache_misses
+        return self.cache_hits / total if total else None
 
     def percentile(self, p: float) -> float | None:
         value = self.histogram.percentile(p)
@@ -86,6 +117,7 @@ class SlowStatement:
     duration_ms: float
     rows: int
     error_code: str | None
+    username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +165,9 @@ class StatementStats:
                 fp = self._by_id[stmt.sql_id] = FingerprintStats(stmt.sql_id, normalize(stmt.sql), first_seen=now)
             fp.calls += 1
             fp.rows += stmt.rows + stmt.rows_written
+            fp.rows_returned += stmt.rows
+            fp.cache_hits += stmt.cache_hits
+            fp.cache_misses += stmt.cache_misses
             fp.total_ms += ms
             fp.min_ms = min(fp.min_ms, ms)
             fp.max_ms = max(fp.max_ms, ms)
@@ -146,7 +181,7 @@ class StatementStats:
                 self.errors_total += 1
         if ms >= self._config.slow_query_threshold_ms:
             self.slow_log.append(SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql,
-                                               stmt.started_at, ms, stmt.rows, stmt.error_code))
+                                               stmt.started_at, ms, stmt.rows, stmt.error_code, stmt.username))
 
     def _evict(self) -> None:
         """Drop the least-called tenth, as pg_stat_statements does when it is full."""
@@ -161,6 +196,11 @@ class StatementStats:
 
     def fingerprint(self, sql_id: str) -> FingerprintStats | None:
         return self._by_id.get(sql_id)
+
+    def latency_snapshot(self) -> LatencyHistogram:
+        """A consistent copy of the all-statement histogram (its count equals statements_total)."""
+        with self._mutex:
+            return self.latency.copy()
 
     @property
     def cache_hit_ratio(self) -> float | None:
