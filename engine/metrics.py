@@ -9,7 +9,7 @@ global default registry, a library's metrics) leaks into the exposition.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -162,8 +162,8 @@ class EngineMetrics:
             latency=stats.latency_snapshot(), host=e.host.latest, process_cpu_seconds=cpu.user + cpu.system,
             disk_io=_process_io(process))
 
-    def metrics(self, f: EngineFigures | None = None) -> list[Metric]:
-        f = f or self.figures()
+    def metrics(self) -> list[Metric]:
+        f = self.figures()
         h = f.host
         C, G = Kind.COUNTER, Kind.GAUGE
 
@@ -235,10 +235,10 @@ class EngineMetrics:
         ]
         return out
 
-    def series(self, metrics: Iterable[Metric] | None = None) -> list[Series]:
+    def series(self) -> list[Series]:
         """Every value of every metric, named as in the Prometheus exposition without the prefix."""
         out = []
-        for m in self.metrics() if metrics is None else metrics:
+        for m in self.metrics():
             if m.histogram is None:
                 out += [Series(_key(m.name, labels), m.name, m.kind, m.unit, m.help, labels, value)
                         for labels, value in m.values]
