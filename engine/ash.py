@@ -101,27 +101,20 @@ class ActiveSessionHistory:
                wait_class: str | None = None, wait_event: str | None = None, sql_id: str | None = None,
                state: str | None = None) -> list[AshSample]:
         """Samples with start <= sample_time <= end (newest last) matching every given filter."""
-        with self._mutex:
-            ring = list(self._ring)
-        lo, hi = 0, len(ring)
-        if start is not None:  # samples are in time order: bisect instead of scanning everything
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if ring[mid].sample_time < start:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            hi = len(ring)
         out = []
-        for s in ring[lo:]:
-            if end is not None and s.sample_time > end:
-                break
-            if ((session_id is None or s.session_id == session_id)
-                    and (wait_class is None or s.wait_class == wait_class)
-                    and (wait_event is None or s.wait_event == wait_event)
-                    and (sql_id is None or s.sql_id == sql_id)
-                    and (state is None or s.state == state)):
-                out.append(s)
+        with self._mutex:
+            # newest first, stopping at the window's start: cost follows the window, not the ring
+            for s in reversed(self._ring):
+                if start is not None and s.sample_time < start:
+                    break
+                if ((end is None or s.sample_time <= end)
+                        and (session_id is None or s.session_id == session_id)
+                        and (wait_class is None or s.wait_class == wait_class)
+                        and (wait_event is None or s.wait_event == wait_event)
+                        and (sql_id is None or s.sql_id == sql_id)
+                        and (state is None or s.state == state)):
+                    out.append(s)
+        out.reverse()
         return out
 
     def top(self, group_by: str, start: float | None = None, end: float | None = None, limit: int = 10,

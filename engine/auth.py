@@ -25,6 +25,7 @@ TOKEN_TTL_SECONDS = 3600
 REFRESH_TTL_SECONDS = 7 * 86400
 LOGIN_FAILURES_ALLOWED = 5
 LOGIN_WINDOW_SECONDS = 60.0
+API_KEY_PREFIX = "rdb_"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
 
@@ -157,7 +158,7 @@ class AuthService:
 
     def create_api_key(self, role: str | ApiRole, description: str | None = None) -> str:
         api_role = role if isinstance(role, ApiRole) else ApiRole.parse(role)
-        key = "rdb_" + secrets.token_urlsafe(32)
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         with self._mutex, self._db:
             self._db.execute("INSERT INTO api_keys(key_hash,role,description,created_at) VALUES(?,?,?,?)",
                              (_secret_hash(key), api_role.label, description, int(self._clock.time())))
@@ -225,6 +226,9 @@ class AuthService:
     # -- checking credentials ----------------------------------------------------------------
 
     def authenticate(self, bearer: str | None, api_key: str | None) -> Principal:
+        if bearer and bearer.startswith(API_KEY_PREFIX):
+            # an API key sent as a bearer token: what Prometheus' credentials_file can send
+            bearer, api_key = None, bearer
         if bearer:
             with self._mutex:
                 t = self._tokens.get(_secret_hash(bearer))

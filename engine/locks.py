@@ -144,6 +144,7 @@ class LockManager:
         self.deadlocks: deque[Deadlock] = deque(maxlen=history)
         self.lock_waits_total = 0
         self.lock_timeouts_total = 0
+        self.deadlocks_total = 0
 
     # -- acquiring and releasing ------------------------------------------------------------
 
@@ -326,6 +327,7 @@ class LockManager:
                 waiter.error = make_error(deadlock)
                 self._drop_waiter(waiter)
                 self.deadlocks.append(deadlock)
+                self.deadlocks_total += 1
                 found.append(deadlock)
         return found
 

@@ -140,7 +140,6 @@ class EngineMetrics:
         stats, txns = e.stats, e.transactions
         rates = stats.rates()
         locks = e.locks.locks()
-        deadlocks = e.locks.deadlocks
         process = psutil.Process(os.getpid())
         cpu = process.cpu_times()
         held = sum(1 for lock in locks if lock.granted)
@@ -153,9 +152,7 @@ class EngineMetrics:
             rollbacks_total=txns.rollbacks_total, active_transactions=len(txns.active), locks_held=held,
             lock_waiters=len(locks) - held, lock_waits_total=e.locks.lock_waits_total,
             lock_timeouts_total=e.locks.lock_timeouts_total,
-            # ids count up from 1 with every deadlock found, so the newest one's id is the total even
-            # after older ones fell out of the bounded history
-            deadlocks_total=deadlocks[-1].deadlock_id if deadlocks else 0,
+            deadlocks_total=e.locks.deadlocks_total,
             cache_hits_total=stats.cache_hits_total, cache_misses_total=stats.cache_misses_total,
             cache_hit_ratio=stats.cache_hit_ratio, fingerprints=len(stats.fingerprints()),
             ash_samples_total=e.ash.samples_total, ash_last_sample_seconds=e.ash.last_sample_seconds,
