@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from .auth import AuthService
 from .clock import Clock, SystemClock
 from .config import EngineConfig
 from .errors import DeadlockDetected, InvalidInput, NotFound, TooManyConnections
+from .health import HealthService
 from .host import HostFigures, HostMonitor
 from .locks import Deadlock, LockManager
 from .sessions import Session, SessionInfo, SessionState
@@ -40,9 +42,18 @@ class PeriodicService:
         self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
         self.ticks = 0
         self.last_error: str | None = None
+        self.consecutive_failures = 0
+        # real monotonic time, as the thread waits in real time: health judges staleness by these
+        self.started_mono: float | None = None
+        self.last_tick_mono: float | None = None
 
     def start(self) -> None:
+        self.started_mono = time.monotonic()
         self._thread.start()
+
+    @property
+    def interval_seconds(self) -> float:
+        return self._interval()
 
     @property
     def alive(self) -> bool:
@@ -53,9 +64,12 @@ class PeriodicService:
             try:
                 self._tick()
                 self.ticks += 1
+                self.consecutive_failures = 0
             except Exception as exc:  # a failing tick must not kill the service; it is logged and shown
                 self.last_error = repr(exc)
+                self.consecutive_failures += 1
                 log.exception("%s service tick failed", self.name)
+            self.last_tick_mono = time.monotonic()
 
     def stop(self) -> None:
         self._stop.set()
@@ -90,6 +104,7 @@ class Engine:
         self.ash = ActiveSessionHistory(self.clock, self.config)
         self.host = HostMonitor(self.storage.data_dir)
         self.auth = AuthService(self.storage.data_dir, self.clock)
+        self.health = HealthService(self)
         self.started_at = self.clock.time()
         self._started_mono = self.clock.monotonic()
         self._sessions: dict[int, Session] = {}
