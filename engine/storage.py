@@ -47,7 +47,11 @@ class Storage:
 
     @staticmethod
     def attach(conn: apsw.Connection, name: str, path: Path) -> None:
+        """ATTACH a schema with main's settings: pragmas are per database, and an attached file
+        would otherwise run with synchronous=FULL (an fsync per commit) and the default cache."""
+        (cache_pages,) = conn.execute("PRAGMA main.cache_size").fetchone()
         conn.execute("ATTACH DATABASE ? AS " + name, (str(path),))
+        conn.execute(f"PRAGMA {name}.cache_size={int(cache_pages)}; PRAGMA {name}.synchronous=NORMAL").fetchall()
 
     def create_schema(self, name: str) -> Path:
         if not _SCHEMA_NAME.fullmatch(name) or name.lower() in _RESERVED:
