@@ -94,3 +94,11 @@ def test_openapi_document_is_served(client: TestClient) -> None:
     doc = client.get("/api-docs/openapi.json").json()
     assert "/api/v1/sessions" in doc["paths"]
     assert {"HTTPBearer", "APIKeyHeader"} <= set(doc["components"]["securitySchemes"])
+
+
+def test_an_api_key_also_works_as_a_bearer_token(engine: Engine, client: TestClient) -> None:
+    key = engine.auth.create_api_key("monitor")
+    assert client.get("/api/v1/metrics/prometheus", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    r = client.delete("/api/v1/sessions/1", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 403  # with the key's own role, not more
+    assert client.get("/api/v1/sessions", headers={"Authorization": "Bearer rdb_unknown"}).status_code == 401
