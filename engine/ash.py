@@ -139,7 +139,8 @@ class ActiveSessionHistory:
                 examples[key] = (s.sql_text if group_by == "sql_id"
                                  else f"{s.username}@{s.program}" if group_by == "session" else None)
         first = start if start is not None else samples[0].sample_time
-        last = end if end is not None else samples[-1].sample_time
+        # each sample stands for one interval, so n samples in a row cover n intervals, not n - 1
+        last = end if end is not None else samples[-1].sample_time + self.interval_seconds
         seconds = max(last - first, self.interval_seconds)
         total = len(samples)
         return [AshBucket(key, n, 100 * n / total, n * self.interval_seconds / seconds, examples[key])

@@ -141,7 +141,9 @@ class Engine:
         for service in self.services:
             service.stop()
         self.running = False
-        for session in self.session_objects():
+        # sessions running or waiting first: rolling back an idle lock holder must not let a waiter
+        # through to commit while the engine shuts down
+        for session in sorted(self.session_objects(), key=lambda s: s.statement is None):
             session.terminate("engine shutdown")
         for session in self.session_objects():
             session.close()

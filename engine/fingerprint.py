@@ -25,7 +25,10 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 # A list of placeholders, as IN (1, 2, 3) becomes after normalising: one shape for any length.
-_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")
+_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)")
+# Words after which a minus sign is a sign, not a subtraction (`WHERE -1`, `LIMIT -1`, `THEN -1`).
+_SIGN_AFTER = frozenset({"select", "where", "and", "or", "not", "when", "then", "else", "between", "limit",
+                         "offset", "is", "like", "glob", "having", "on", "case", "by", "distinct"})
 
 
 @lru_cache(maxsize=4096)
@@ -37,6 +40,8 @@ def normalize(sql: str) -> str:
             continue
         text = m.group()
         if kind in ("string", "blob", "number", "param"):
+            if kind == "number" and out and out[-1] == "-" and _is_sign(out[-2] if len(out) > 1 else None):
+                out.pop()  # -5 is one literal, as 5 is: the same fingerprint for both
             out.append("?")
         elif kind == "word":
             out.append(text.lower())
@@ -44,6 +49,14 @@ def normalize(sql: str) -> str:
             out.append(text)
     text = _join(out)
     return _LIST.sub("(...)", text)
+
+
+def _is_sign(before: str | None) -> bool:
+    """Whether a minus after the token `before` (None: at the start) negates what follows."""
+    if before is None or before in _SIGN_AFTER:
+        return True
+    # after an operator or an opening bracket; not after a value: `)`, `?` (a literal), a name
+    return len(before) == 1 and before not in ")]?_" and not before.isalnum()
 
 
 def _join(tokens: list[str]) -> str:

@@ -200,6 +200,8 @@ class Session:
         with self._stop:
             self.statement = stmt
             self._in_sqlite = True
+            if self.terminated_by is not None:  # terminate() came while this call was starting
+                stmt.stop_reason, stmt.stopped_by = "terminated", self.terminated_by
         self.counters.statements += 1
         self._set_state(SessionState.ACTIVE, WaitClass.IO if control and control[0] == "commit" else WaitClass.CPU,
                         "WALWrite" if control and control[0] == "commit" else None)
@@ -210,6 +212,7 @@ class Session:
         error: EngineError | None = None
         try:
             cursor = self._conn.cursor()
+            changes_before = self._conn.total_changes()
             cursor.execute(sql, params)
             try:
                 columns = [d[0] for d in cursor.get_description()]
@@ -231,7 +234,8 @@ class Session:
             with self._stop:
                 self._in_sqlite = False
         stmt.rows = len(rows)
-        stmt.rows_written = self._conn.changes() if self._stmt_txn and self._stmt_txn.modified_tables else 0
+        # a delta, not changes(): that repeats the last write's count for every later read in the transaction
+        stmt.rows_written = self._conn.total_changes() - changes_before
         self._end_statement_transaction(stmt, control, error)
         self._finish(stmt, error)
         if error is not None:

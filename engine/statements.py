@@ -152,5 +152,5 @@ def map_sqlite_error(exc: apsw.Error, stmt: Statement) -> EngineError:
                              query_id=stmt.query_id, canceled_by=stmt.stopped_by)
     if isinstance(exc, apsw.BusyError):
         return SerializationFailure(f"could not serialize access: {exc}; retry the transaction")
-    message = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
-    return SqlError(message, sqlite_error=type(exc).__name__)
+    # apsw (>= 3.54, as pyproject requires) gives SQLite's message bare, e.g. "no such table: x"
+    return SqlError(str(exc), sqlite_error=type(exc).__name__)
