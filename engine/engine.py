@@ -19,11 +19,13 @@ from .errors import DeadlockDetected, InvalidInput, NotFound, TooManyConnections
 from .health import HealthService
 from .host import HostFigures, HostMonitor
 from .locks import Deadlock, LockManager
+from .remote import RemoteSessions
 from .sessions import Session, SessionInfo, SessionState
 from .statements import Statement
 from .storage import Storage
 from .stats import StatementStats
 from .transactions import TransactionRegistry
+from .wal import WalMonitor
 
 log = logging.getLogger("engine")
 
@@ -104,6 +106,8 @@ class Engine:
         self.ash = ActiveSessionHistory(self.clock, self.config)
         self.host = HostMonitor(self.storage.data_dir)
         self.auth = AuthService(self.storage.data_dir, self.clock)
+        self.remote = RemoteSessions(self)
+        self.wal = WalMonitor(self.storage, self.clock)
         self.health = HealthService(self)
         self.started_at = self.clock.time()
         self._started_mono = self.clock.monotonic()

@@ -162,15 +162,19 @@ class Session:
 
     # -- executing ---------------------------------------------------------------------------
 
-    def execute(self, sql: str, params: Any = None, *, max_rows: int | None = None) -> Result:
-        """Run one SQL text (one or more statements) and return the last statement's rows."""
+    def execute(self, sql: str, params: Any = None, *, max_rows: int | None = None,
+                timeout_secs: float | None = None) -> Result:
+        """Run one SQL text (one or more statements) and return the last statement's rows.
+
+        `timeout_secs` may shorten the configured statement timeout for this call, never extend it.
+        """
         if not isinstance(sql, str) or not sql.strip():
             raise SqlError("empty SQL text")
         if not self._use.acquire(blocking=False):
             raise SessionBusy(f"session {self.id} is already running a statement")
         try:
             self._check_open()
-            return self._run(sql, params, max_rows)
+            return self._run(sql, params, max_rows, timeout_secs)
         finally:
             if self.terminated_by is not None and not self.closed:
                 self._close_now()
@@ -183,7 +187,7 @@ class Session:
         if self.closed:
             raise SessionTerminated(f"session {self.id} is closed")
 
-    def _run(self, sql: str, params: Any, max_rows: int | None) -> Result:
+    def _run(self, sql: str, params: Any, max_rows: int | None, timeout_secs: float | None) -> Result:
         engine = self.engine
         clock = engine.clock
         control = transaction_control(sql)
@@ -194,6 +198,8 @@ class Session:
                 self._internal(lambda: engine.storage.attach(self._conn, name, path))
                 self._attached.add(name)
         timeout = engine.config.query_timeout_secs
+        if timeout_secs is not None and (timeout <= 0 or timeout_secs < timeout):
+            timeout = timeout_secs
         start = clock.monotonic()
         stmt = Statement(self.id, sql, clock.time(), start, start + timeout if timeout > 0 else None,
                          username=self.user)
@@ -207,6 +213,7 @@ class Session:
                         "WALWrite" if control and control[0] == "commit" else None)
         self._stmt_txn = self.txn
         columns: list[str] = []
+        declared_types: list[str | None] = []
         rows: list[tuple[Any, ...]] = []
         has_more = False
         error: EngineError | None = None
@@ -215,7 +222,9 @@ class Session:
             changes_before = self._conn.total_changes()
             cursor.execute(sql, params)
             try:
-                columns = [d[0] for d in cursor.get_description()]
+                description = cursor.get_description()
+                columns = [d[0] for d in description]
+                declared_types = [d[1] for d in description]
             except apsw.ExecutionCompleteError:
                 pass
             for row in cursor:
@@ -240,7 +249,8 @@ class Session:
         self._finish(stmt, error)
         if error is not None:
             raise error
-        return Result(stmt.query_id, columns, rows, stmt.rows_written, stmt.duration_ms or 0.0, has_more)
+        return Result(stmt.query_id, columns, rows, stmt.rows_written, stmt.duration_ms or 0.0, has_more,
+                      declared_types)
 
     def _check_transaction_control(self, kind: str, mode: str | None) -> None:
         if kind == "begin":
@@ -273,11 +283,15 @@ class Session:
             raise SqlError("BEGIN, COMMIT and ROLLBACK must be sent on their own, not with other statements")
         if access.savepoint and self.txn is None:
             raise SqlError("SAVEPOINT needs an explicit transaction: send BEGIN first")
-        if not (access.reads or access.writes):
+        # EXPLAIN prepares the statement (so the authorizer saw its tables) but touches no rows
+        if cursor.is_explain or not (access.reads or access.writes):
             return True
         txn = self._stmt_txn
         if txn is None:
             txn = self._stmt_txn = self.engine.transactions.begin(self, explicit=False)
+        if txn.read_only and access.writes:
+            tables = ", ".join(f"{s}.{t}" for s, t in sorted(access.writes))
+            raise SqlError(f"cannot write {tables} in read-only transaction {txn.id}", transaction_id=txn.id)
         txn.queries_executed += 1
         for schema in sorted({s for s, _ in access.writes}):
             self._lock(txn, Resource(schema), LockMode.EXCLUSIVE, stmt)
@@ -387,10 +401,10 @@ class Session:
     def _finish(self, stmt: Statement, error: EngineError | None) -> None:
         clock = self.engine.clock
         stmt.duration_ms = (clock.monotonic() - stmt.started_mono) * 1000
-        stmt.finished = True
         if error is not None:
             stmt.error_code, stmt.error_message = error.code, error.message
             self.counters.errors += 1
+        stmt.finished = True  # last: other threads read the outcome once they see this
         self.counters.rows_read += stmt.rows
         self.counters.rows_written += stmt.rows_written
         if self.engine.config.monitoring_enabled:

@@ -137,6 +137,7 @@ class Result:
     affected_rows: int
     execution_time_ms: float
     has_more: bool = False
+    declared_types: list[str | None] = field(default_factory=list)  # the columns' declared SQL types
 
 
 def map_sqlite_error(exc: apsw.Error, stmt: Statement) -> EngineError:

@@ -12,6 +12,14 @@ from .clock import Clock
 if TYPE_CHECKING:
     from .sessions import Session
 
+# What every explicit transaction gets: a per-schema SQLite snapshot taken at its first read of that
+# schema, plus table locks held to the end (shared for reads, exclusive for writes) and a refused
+# write after another transaction committed to a schema it read. So re-reading a table gives the
+# same rows, and there are no lost updates or phantoms in read tables; but two schemas' snapshots
+# may come from different moments, so a read-only transaction can see a skew across schemas, which
+# SERIALIZABLE forbids.
+ISOLATION_LEVEL = "REPEATABLE_READ"
+
 
 @dataclass(eq=False)
 class Transaction:
@@ -26,6 +34,7 @@ class Transaction:
     modified_tables: set[str] = field(default_factory=set)
     queries_executed: int = 0
     rows_affected: int = 0
+    read_only: bool = False  # a write is refused before it takes any lock
 
     @property
     def session_id(self) -> int:
