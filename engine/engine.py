@@ -12,18 +12,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ash import ActiveSessionHistory
+from .audit import audit
 from .auth import AuthService
 from .clock import Clock, SystemClock
 from .config import EngineConfig
-from .errors import DeadlockDetected, InvalidInput, NotFound, TooManyConnections
+from .errors import (
+    DeadlockDetected,
+    EngineError,
+    InvalidInput,
+    NotFound,
+    TooManyConnections,
+)
+from .events import EventBus
 from .health import HealthService
 from .host import HostFigures, HostMonitor
 from .locks import Deadlock, LockManager
 from .remote import RemoteSessions
 from .sessions import Session, SessionInfo, SessionState
 from .statements import Statement
-from .storage import Storage
 from .stats import StatementStats
+from .storage import Storage
 from .transactions import TransactionRegistry
 from .wal import WalMonitor
 
@@ -98,6 +106,7 @@ class Engine:
     def __init__(self, data_dir: str | Path | None = None, config: EngineConfig | None = None,
                  clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
+        self.events = EventBus()
         self.config = (config or EngineConfig()).validated()
         self.storage = Storage(data_dir)
         self.locks = LockManager(self.clock)
@@ -227,9 +236,14 @@ class Engine:
         return SessionCounts(len(sessions), by_state, self.peak_sessions, self.config.max_connections)
 
     def terminate(self, session_id: int, by: str = "admin") -> None:
-        session = self.session(session_id)
-        log.warning("session %s terminated by %s", session_id, by)
+        try:
+            session = self.session(session_id)
+        except NotFound:
+            audit(by, "terminate", f"session {session_id}", "not found")
+            raise
         session.terminate(by)
+        audit(by, "terminate", f"session {session_id}", user=session.user,
+              sql=session.current_sql)
 
     # -- statements --------------------------------------------------------------------------
 
@@ -254,8 +268,13 @@ class Engine:
         return stmt
 
     def cancel(self, session_id: int, by: str = "admin", query_id: str | None = None) -> Statement:
-        stmt = self.session(session_id).cancel(by, query_id)
-        log.warning("query %s of session %s canceled by %s", stmt.query_id, session_id, by)
+        target = f"session {session_id}" + (f" query {query_id}" if query_id else "")
+        try:
+            stmt = self.session(session_id).cancel(by, query_id)
+        except EngineError as exc:
+            audit(by, "cancel", target, f"refused: {exc.message}")
+            raise
+        audit(by, "cancel", target, query_id=stmt.query_id, sql=stmt.sql)
         return stmt
 
     def cancel_query(self, query_id: str, by: str = "admin") -> Statement:
@@ -264,6 +283,8 @@ class Engine:
     def statement_finished(self, stmt: Statement) -> None:
         if self.config.monitoring_enabled:
             self.stats.record(stmt)
+        if stmt.error_code is not None and self.events.has_subscribers("statement_failed"):
+            self.events.publish("statement_failed", stmt)
         with self._recent_mutex:
             self._recent[stmt.query_id] = stmt
             if len(self._recent) > RECENT_STATEMENTS:
@@ -285,6 +306,7 @@ class Engine:
     def detect_deadlocks(self) -> list[Deadlock]:
         found = self.locks.detect_deadlocks(_deadlock_error)
         for d in found:
+            self.events.publish("deadlock", d)
             log.warning("deadlock %s: victim session %s (transaction %s); cycle %s", d.deadlock_id,
                         d.victim_session, d.victim_transaction,
                         " -> ".join(f"session {p.session_id} waits for {p.waiting_for}" for p in d.participants))
