@@ -42,7 +42,7 @@ def serve(n_sessions: int, port: int) -> None:
     engine.create_schema("sales")
     setup = engine.connect("bench", "setup")
     setup.execute("CREATE TABLE sales.t(id INTEGER PRIMARY KEY, v INTEGER)")
-    setup.execute("INSERT INTO sales.t(v) SELECT value FROM generate_series(1, 1000)")
+    setup.execute("WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 1000) INSERT INTO sales.t(v) SELECT v FROM n")
     setup.close()
     sessions = [engine.connect(f"user{i % 20}", f"app{i % 7}", f"10.0.{i // 250}.{i % 250}") for i in range(n_sessions)]
     holders = sessions[: max(1, n_sessions // 10)]

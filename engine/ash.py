@@ -6,6 +6,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .clock import Clock
 from .config import EngineConfig
@@ -15,8 +16,10 @@ SQL_TEXT_CHARS = 200
 GROUPS = ("wait_class", "wait_event", "sql_id", "session")
 
 
-@dataclass(frozen=True, slots=True)
-class AshSample:
+class AshSample(NamedTuple):
+    """A tuple: cheap to build (a sample per active session per second) and, holding only atoms,
+    left alone by the garbage collector however large the ring grows."""
+
     sample_id: int
     sample_time: float
     session_id: int
@@ -62,11 +65,14 @@ class ActiveSessionHistory:
     def interval_seconds(self) -> float:
         return self.config.ash_interval_ms / 1000
 
-    def sample(self, sessions: Iterable[Session]) -> int:
-        """Record every non-idle session now; return how many samples were taken."""
+    def sample(self, sessions: Iterable[Session], blockers: dict[int, int] | None = None) -> int:
+        """Record every non-idle session now; return how many samples were taken.
+
+        `blockers` maps a waiting transaction to the session it waits for (LockManager.first_blockers);
+        without it each waiting session asks the lock manager itself."""
         started = self._clock.monotonic()
         now = self._clock.time()
-        idle = SessionState.IDLE
+        idle, waiting = SessionState.IDLE, SessionState.WAITING
         batch = []
         sample_id = self._next_id
         for s in sessions:
@@ -74,16 +80,22 @@ class ActiveSessionHistory:
             if state is idle or s.closed:
                 continue
             stmt = s.statement
-            blockers = s.blocking_sessions
+            blocker = None
+            if state is waiting:
+                if blockers is None:
+                    first = s.blocking_sessions
+                    blocker = first[0] if first else None
+                else:
+                    txn = s.waiting_transaction
+                    blocker = blockers.get(txn.id) if txn is not None else None
             if stmt is not None:
                 sql, sql_id, query_id = stmt.sql, stmt.sql_id, stmt.query_id
                 if len(sql) > SQL_TEXT_CHARS:
                     sql = sql[: SQL_TEXT_CHARS - 1] + "…"
             else:
                 sql = sql_id = query_id = None
-            batch.append(AshSample(sample_id, now, s.id, s.user, s.application_name, state.value, sql_id, sql,
-                                   query_id, s.wait_class, s.wait_event, blockers[0] if blockers else None,
-                                   now - s.state_since))
+            batch.append(AshSample(sample_id, now, s.id, s.user, s.application_name, state, sql_id, sql,
+                                   query_id, s.wait_class, s.wait_event, blocker, now - s.state_since))
             sample_id += 1
         horizon = now - self.config.ash_retention_secs
         with self._mutex:

@@ -6,7 +6,6 @@ import itertools
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from .host import HostFigures, HostMonitor
 from .locks import Deadlock, LockManager
 from .remote import RemoteSessions
 from .sessions import Session, SessionInfo, SessionState
-from .statements import Statement
+from .statements import SqlTexts, Statement
 from .stats import StatementStats
 from .storage import Storage
 from .transactions import TransactionRegistry
@@ -38,7 +37,7 @@ from .wal import WalMonitor
 log = logging.getLogger("engine")
 
 VERSION = "0.1.0"
-RECENT_STATEMENTS = 2000
+RECENT_STATEMENTS = 2048  # a power of two: a statement's slot is its id masked
 
 
 class PeriodicService:
@@ -110,6 +109,7 @@ class Engine:
         self.config = (config or EngineConfig()).validated()
         self.storage = Storage(data_dir)
         self.locks = LockManager(self.clock)
+        self.sql_texts = SqlTexts()
         self.transactions = TransactionRegistry(self.clock)
         self.stats = StatementStats(self.clock, self.config)
         self.ash = ActiveSessionHistory(self.clock, self.config)
@@ -124,8 +124,8 @@ class Engine:
         self._session_ids = itertools.count(1)
         self._mutex = threading.Lock()
         self.peak_sessions = 0
-        self._recent: OrderedDict[str, Statement] = OrderedDict()
-        self._recent_mutex = threading.Lock()
+        # finished statements by id, newest overwriting oldest: O(1) per statement, no lock needed
+        self._recent: list[Statement | None] = [None] * RECENT_STATEMENTS
         self.services: list[PeriodicService] = []
         self.running = False
         self.closed = False
@@ -261,9 +261,10 @@ class Engine:
             stmt = s.statement
             if stmt is not None and stmt.query_id == query_id:
                 return stmt
-        with self._recent_mutex:
-            stmt = self._recent.get(query_id)
-        if stmt is None:
+        number = query_id[1:]
+        valid = query_id.startswith("q") and number.isascii() and number.isdigit()
+        stmt = self._recent[int(number) & (RECENT_STATEMENTS - 1)] if valid else None
+        if stmt is None or stmt.query_id != query_id:
             raise NotFound(f"Query {query_id} not found", query_id=query_id)
         return stmt
 
@@ -285,10 +286,7 @@ class Engine:
             self.stats.record(stmt)
         if stmt.error_code is not None and self.events.has_subscribers("statement_failed"):
             self.events.publish("statement_failed", stmt)
-        with self._recent_mutex:
-            self._recent[stmt.query_id] = stmt
-            if len(self._recent) > RECENT_STATEMENTS:
-                self._recent.popitem(last=False)
+        self._recent[stmt.id & (RECENT_STATEMENTS - 1)] = stmt
 
     # -- schemas -----------------------------------------------------------------------------
 
@@ -301,7 +299,7 @@ class Engine:
     def sample_ash(self) -> int:
         if not self.config.monitoring_enabled:
             return 0
-        return self.ash.sample(self.session_objects())
+        return self.ash.sample(self.session_objects(), self.locks.first_blockers())
 
     def detect_deadlocks(self) -> list[Deadlock]:
         found = self.locks.detect_deadlocks(_deadlock_error)

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .clock import Clock
 
@@ -37,10 +37,11 @@ class LockMode(StrEnum):
         return self is LockMode.EXCLUSIVE or other is LockMode.EXCLUSIVE
 
 
-@dataclass(frozen=True)
-class Resource:
+class Resource(NamedTuple):
+    """A table, or a schema's file (table None). A tuple, so hashing it is C-speed on the hot path."""
+
     schema: str
-    table: str | None = None  # None: the schema's file itself
+    table: str | None = None
 
     @property
     def kind(self) -> str:
@@ -155,7 +156,9 @@ class LockManager:
         A wait also ends early with the error that abort_wait() gives (deadlock victim, cancel).
         """
         with self._mutex:
-            entry = self._entries.setdefault(resource, _Entry())
+            entry = self._entries.get(resource)
+            if entry is None:
+                entry = self._entries[resource] = _Entry()
             held = entry.granted.get(txn.id)
             if held is not None and held.mode.covers(mode):
                 return
@@ -266,6 +269,32 @@ class LockManager:
         with self._mutex:
             waiter = self._waiting.get(txn_id)
             return tuple(t.session_id for t in self._blockers(waiter)) if waiter else ()
+
+    def first_blockers(self) -> dict[int, int]:
+        """Waiting transaction id -> the session it waits for first (what `blockers_of` puts first),
+        in one pass over each queue instead of one queue scan per waiter: ASH calls this per sample."""
+        out: dict[int, int] = {}
+        with self._mutex:
+            for resource in {w.resource for w in self._waiting.values()}:
+                entry = self._entries.get(resource)
+                if entry is None:
+                    continue
+                grants = list(entry.granted.values())
+                first_x_holder = next((g.txn for g in grants if g.mode is LockMode.EXCLUSIVE), None)
+                first_waiter = first_x_waiter = None
+                for w in entry.queue:
+                    me = w.txn.id
+                    if w.mode is LockMode.EXCLUSIVE:
+                        blocker = next((g.txn for g in grants if g.txn.id != me), None) or first_waiter
+                    else:
+                        blocker = (first_x_holder if first_x_holder is not None and first_x_holder.id != me
+                                   else None) or first_x_waiter
+                    if blocker is not None:
+                        out[me] = blocker.session_id
+                    first_waiter = first_waiter or w.txn
+                    if w.mode is LockMode.EXCLUSIVE:
+                        first_x_waiter = first_x_waiter or w.txn
+        return out
 
     def edges(self) -> list[WaitEdge]:
         with self._mutex:

@@ -7,7 +7,7 @@ the API, an operator cancelling) only read its fields or ask it to stop.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 PROGRESS_STEPS = 1000
 # Page-cache misses within one progress window above which the statement is counted as doing IO.
 IO_MISSES_PER_WINDOW = 8
+# SQLite's per-statement profile (trace_v2) costs more than the rest of the monitoring together, so
+# it is taken on a sample: the first executions of every SQL text, then every 16th statement.
+PROFILE_FIRST = 8
+PROFILE_EVERY_MASK = 15
+# How often a session folds its connection's cumulative page-cache counters into the totals.
+CACHE_READ_SECONDS = 0.25
 
 
 class SessionState(StrEnum):
@@ -103,14 +109,18 @@ class Session:
         self._stmt_txn: Transaction | None = None
         self._in_sqlite = False
         self._window_misses = 0
+        self._cache_read_at = 0.0
         self._access = AccessRecorder()
         self._conn = engine.storage.open_connection(engine.config.buffer_pool_size)
-        self._attached = set(engine.storage.schemas)
+        self._cursor = self._conn.cursor()
+        self._attached = len(engine.storage.schemas)
         self._conn.authorizer = self._access
         self._conn.exec_trace = self._before_statement
         self._conn.set_progress_handler(self._progress, PROGRESS_STEPS)
-        if engine.config.monitoring_enabled:
-            self._conn.trace_v2(apsw.SQLITE_TRACE_PROFILE, self._profile)
+        # the connection's own set-up (pragmas, ATTACH) read pages too; count from here on
+        self._cache_base = (self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0],
+                            self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0])
+        self._cache_seen = self._cache_base
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -121,6 +131,10 @@ class Session:
         if self.state is not SessionState.WAITING or txn is None:
             return ()
         return self.engine.locks.blockers_of(txn.id)
+
+    @property
+    def waiting_transaction(self) -> Transaction | None:
+        return self._stmt_txn if self.state is SessionState.WAITING else None
 
     @property
     def current_sql(self) -> str | None:
@@ -145,14 +159,6 @@ class Session:
         self.state = state
         self.wait_class = wait_class
         self.wait_event = wait_event
-
-    def _settle(self) -> None:
-        """The state between statements: idle, or idle in transaction."""
-        self.last_activity = self.engine.clock.time()
-        if self.txn is not None:
-            self._set_state(SessionState.IDLE_IN_TRANSACTION, WaitClass.IDLE_IN_TRANSACTION, "ClientRead")
-        else:
-            self._set_state(SessionState.IDLE)
 
     def lock_wait_began(self, wait_event: str) -> None:
         self._set_state(SessionState.WAITING, WaitClass.LOCK, wait_event)
@@ -189,50 +195,72 @@ class Session:
 
     def _run(self, sql: str, params: Any, max_rows: int | None, timeout_secs: float | None) -> Result:
         engine = self.engine
-        clock = engine.clock
-        control = transaction_control(sql)
+        text = engine.sql_texts.get(sql)
+        control = text.control
         if control is not None:
             self._check_transaction_control(*control)
-        for name, path in list(engine.storage.schemas.items()):
-            if name not in self._attached and self.txn is None:
-                self._internal(lambda: engine.storage.attach(self._conn, name, path))
-                self._attached.add(name)
+        if len(engine.storage.schemas) != self._attached and self.txn is None:
+            self._attach_new_schemas()
+        if self._access.pending.reads or self._access.pending.writes:
+            # a statement SQLite re-prepared mid-step left its tables here; they are not this one's
+            self._access.pending = type(self._access.pending)()
         timeout = engine.config.query_timeout_secs
         if timeout_secs is not None and (timeout <= 0 or timeout_secs < timeout):
             timeout = timeout_secs
+        clock = engine.clock
         start = clock.monotonic()
-        stmt = Statement(self.id, sql, clock.time(), start, start + timeout if timeout > 0 else None,
-                         username=self.user)
+        now = clock.time()
+        stmt = Statement(self.id, sql, now, start, start + timeout if timeout > 0 else None, text.sql_id, self.user)
         with self._stop:
             self.statement = stmt
             self._in_sqlite = True
             if self.terminated_by is not None:  # terminate() came while this call was starting
                 stmt.stop_reason, stmt.stopped_by = "terminated", self.terminated_by
-        self.counters.statements += 1
-        self._set_state(SessionState.ACTIVE, WaitClass.IO if control and control[0] == "commit" else WaitClass.CPU,
-                        "WALWrite" if control and control[0] == "commit" else None)
+        counters = self.counters
+        counters.statements += 1
+        if self.state is not SessionState.ACTIVE:
+            self.state_since = now
+        self.state = SessionState.ACTIVE
+        if control is not None and control[0] == "commit":
+            self.wait_class, self.wait_event = WaitClass.IO, "WALWrite"
+        else:
+            self.wait_class, self.wait_event = WaitClass.CPU, None
         self._stmt_txn = self.txn
+        monitoring = engine.config.monitoring_enabled
+        profile = monitoring and (text.profiled < PROFILE_FIRST or not counters.statements & PROFILE_EVERY_MASK)
+        conn = self._conn
+        if profile:
+            text.profiled += 1
+            hits0 = conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0]
+            misses0 = conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
+            conn.trace_v2(apsw.SQLITE_TRACE_PROFILE, self._profile)
         columns: list[str] = []
         declared_types: list[str | None] = []
         rows: list[tuple[Any, ...]] = []
         has_more = False
         error: EngineError | None = None
+        changes_before = conn.total_changes()
+        cursor = self._cursor
         try:
-            cursor = self._conn.cursor()
-            changes_before = self._conn.total_changes()
             cursor.execute(sql, params)
             try:
                 description = cursor.get_description()
+            except apsw.ExecutionCompleteError:  # no row to come: a write, DDL, or an empty result
+                description = None
+            if description is not None:
                 columns = [d[0] for d in description]
                 declared_types = [d[1] for d in description]
-            except apsw.ExecutionCompleteError:
-                pass
-            for row in cursor:
-                if max_rows is not None and len(rows) >= max_rows:
-                    has_more = True
-                    break
-                rows.append(row)
-            cursor.close()
+                if max_rows is None:
+                    rows = cursor.fetchall()
+                else:
+                    for row in cursor:
+                        if len(rows) >= max_rows:
+                            has_more = True
+                            # ends the statement and its read snapshot now, not at the next call
+                            cursor.close()
+                            self._cursor = conn.cursor()
+                            break
+                        rows.append(row)
         except EngineError as exc:
             error = exc
         except apsw.Error as exc:
@@ -242,15 +270,32 @@ class Session:
         finally:
             with self._stop:
                 self._in_sqlite = False
+        if profile:
+            conn.trace_v2(0, None)
+            stmt.vm_steps = stmt.vm_steps or 0  # profiled, even if SQLite sent no event (an error)
+            hits, misses = conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0], conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
+            stmt.cache_hits, stmt.cache_misses = hits - hits0, misses - misses0
         stmt.rows = len(rows)
         # a delta, not changes(): that repeats the last write's count for every later read in the transaction
-        stmt.rows_written = self._conn.total_changes() - changes_before
+        stmt.rows_written = conn.total_changes() - changes_before
         self._end_statement_transaction(stmt, control, error)
-        self._finish(stmt, error)
+        self._finish(stmt, error, monitoring)
         if error is not None:
             raise error
         return Result(stmt.query_id, columns, rows, stmt.rows_written, stmt.duration_ms or 0.0, has_more,
                       declared_types)
+
+    def _attach_new_schemas(self) -> None:
+        storage, conn = self.engine.storage, self._conn
+
+        def attach() -> None:
+            attached = {name for (_, name, _) in conn.execute("PRAGMA database_list")}
+            for name, path in list(storage.schemas.items()):
+                if name not in attached:
+                    storage.attach(conn, name, path)
+
+        self._internal(attach)
+        self._attached = len(storage.schemas)
 
     def _check_transaction_control(self, kind: str, mode: str | None) -> None:
         if kind == "begin":
@@ -283,10 +328,12 @@ class Session:
             raise SqlError("BEGIN, COMMIT and ROLLBACK must be sent on their own, not with other statements")
         if access.savepoint and self.txn is None:
             raise SqlError("SAVEPOINT needs an explicit transaction: send BEGIN first")
-        # EXPLAIN prepares the statement (so the authorizer saw its tables) but touches no rows
-        if cursor.is_explain or not (access.reads or access.writes):
-            return True
+        writes = access.writes
         txn = self._stmt_txn
+        # An autocommit read takes no lock (WAL gives it a snapshot); EXPLAIN prepares a statement,
+        # so the authorizer saw its tables, but touches no rows.
+        if (not writes and txn is None) or not (access.reads or writes) or cursor.is_explain:
+            return True
         if txn is None:
             txn = self._stmt_txn = self.engine.transactions.begin(self, explicit=False)
         if txn.read_only and access.writes:
@@ -342,7 +389,7 @@ class Session:
             return True
         if self.engine.config.monitoring_enabled:
             misses = self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
-            doing_io = misses - self._window_misses > IO_MISSES_PER_WINDOW
+            doing_io = self._window_misses >= 0 and misses - self._window_misses > IO_MISSES_PER_WINDOW
             self._window_misses = misses
             if self.state is SessionState.ACTIVE:
                 self.wait_class, self.wait_event = (WaitClass.IO, "DataFileRead") if doing_io else (WaitClass.CPU, None)
@@ -360,9 +407,16 @@ class Session:
         txn = self._stmt_txn
         self._stmt_txn = None
         if txn is not None and not txn.explicit:
-            self.engine.locks.release_all(txn)
+            # end (which bumps the schema versions) before release: a waiter granted the lock must
+            # see the new version, or its next write would fail as if its snapshot were stale
             registry.end(txn, committed=error is None)
+            self.engine.locks.release_all(txn)
             self._count_end(error is None)
+            return
+        if txn is None and self.txn is None and control is None:
+            if error is None:  # a failed one may never have compiled; it began no transaction to count
+                registry.end_autocommit_read()
+                self._count_end(True)
             return
         if control is not None and error is None:
             if control[0] == "begin":
@@ -388,8 +442,8 @@ class Session:
         txn = self.txn
         assert txn is not None
         self.txn = None
+        self.engine.transactions.end(txn, committed)  # before release: see _end_statement_transaction
         self.engine.locks.release_all(txn)
-        self.engine.transactions.end(txn, committed)
         self._count_end(committed)
 
     def _count_end(self, committed: bool) -> None:
@@ -398,26 +452,44 @@ class Session:
         else:
             self.counters.rollbacks += 1
 
-    def _finish(self, stmt: Statement, error: EngineError | None) -> None:
-        clock = self.engine.clock
-        stmt.duration_ms = (clock.monotonic() - stmt.started_mono) * 1000
+    def _finish(self, stmt: Statement, error: EngineError | None, monitoring: bool) -> None:
+        end = self.engine.clock.monotonic()
+        elapsed = end - stmt.started_mono
+        stmt.duration_ms = elapsed * 1000
+        counters = self.counters
         if error is not None:
             stmt.error_code, stmt.error_message = error.code, error.message
-            self.counters.errors += 1
-        stmt.finished = True  # last: other threads read the outcome once they see this
-        self.counters.rows_read += stmt.rows
-        self.counters.rows_written += stmt.rows_written
-        if self.engine.config.monitoring_enabled:
-            hits = self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT, True)[0]
-            misses = self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS, True)[0]
-            self._window_misses = 0
-            stmt.cache_hits, stmt.cache_misses = hits, misses
-            self.counters.cache_hits += hits
-            self.counters.cache_misses += misses
+            counters.errors += 1
+        stmt.finished = True  # after the outcome: other threads read it once they see this
+        counters.rows_read += stmt.rows
+        counters.rows_written += stmt.rows_written
+        if monitoring:
+            self._window_misses = -1  # the next statement's first progress call sets its baseline
+            if end - self._cache_read_at >= CACHE_READ_SECONDS or stmt.cache_hits is not None:
+                self._cache_read_at = end
+                self._fold_cache_counters()
         with self._stop:
             self.statement = None
-        self._settle()
+        self.last_activity = stmt.started_at + elapsed
+        state = SessionState.IDLE if self.txn is None else SessionState.IDLE_IN_TRANSACTION
+        if state is not self.state:
+            self.state_since = self.last_activity
+        self.state = state
+        if state is SessionState.IDLE:
+            self.wait_class = self.wait_event = None
+        else:
+            self.wait_class, self.wait_event = WaitClass.IDLE_IN_TRANSACTION, "ClientRead"
         self.engine.statement_finished(stmt)
+
+    def _fold_cache_counters(self) -> None:
+        """Bring the session's and the engine's page-cache counters up to the connection's."""
+        conn = self._conn
+        hits, misses = conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0], conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
+        seen_hits, seen_misses = self._cache_seen
+        if hits != seen_hits or misses != seen_misses:
+            self._cache_seen = (hits, misses)
+            self.counters.cache_hits, self.counters.cache_misses = hits - self._cache_base[0], misses - self._cache_base[1]
+            self.engine.stats.add_cache_reads(hits - seen_hits, misses - seen_misses)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -475,6 +547,8 @@ class Session:
             except apsw.Error:
                 pass  # closing discards the transaction anyway
             self._end_explicit(committed=False)
+        if self.engine.config.monitoring_enabled:
+            self._fold_cache_counters()
         self.closed = True
         self._conn.close()
         self.engine.session_closed(self)

@@ -37,6 +37,33 @@ def transaction_control(sql: str) -> tuple[str, str | None] | None:
     return ("commit", None) if m.group(3) else ("rollback", None)
 
 
+class SqlText:
+    """What is known of an SQL text before it runs: parsed once, reused on every execution."""
+
+    __slots__ = ("control", "sql_id", "profiled")
+
+    def __init__(self, sql: str) -> None:
+        self.control = transaction_control(sql)
+        self.sql_id = sql_id(sql)
+        self.profiled = 0  # executions of this text whose SQLite profile was taken
+
+
+class SqlTexts:
+    """An engine's SQL texts, bounded: a workload with unbounded distinct texts only re-parses."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._texts: dict[str, SqlText] = {}
+
+    def get(self, sql: str) -> SqlText:
+        text = self._texts.get(sql)
+        if text is None:
+            if len(self._texts) >= self._limit:
+                self._texts.clear()
+            text = self._texts[sql] = SqlText(sql)
+        return text
+
+
 @dataclass
 class Access:
     """Tables a statement reads and writes, as (schema, table); schema changes count as writes."""
@@ -79,57 +106,64 @@ class AccessRecorder:
         return apsw.SQLITE_OK
 
     def take(self, sql: str) -> Access:
-        access, self.pending = self.pending, Access()
+        access = self.pending
         if access.empty():
             return self._cache.get(sql, access)
+        self.pending = Access()
         if len(self._cache) > 2000:
             self._cache.clear()
         self._cache[sql] = access
         return access
 
 
-@dataclass(eq=False)
 class Statement:
-    session_id: int
-    sql: str
-    started_at: float
-    started_mono: float
-    deadline: float | None
-    id: int = field(default_factory=lambda: next(_statement_ids))
-    sql_id: str = ""
-    username: str | None = None  # who ran it, kept for the slow log after the session is gone
-    # set while running
-    stop_reason: str | None = None  # "canceled" / "timeout" / "terminated"
-    stopped_by: str | None = None
-    # set when finished
-    finished: bool = False
-    duration_ms: float | None = None
-    rows: int = 0
-    rows_written: int = 0
-    error_code: str | None = None
-    error_message: str | None = None
-    fullscan_steps: int = 0
-    sorts: int = 0
-    vm_steps: int = 0
-    autoindexes: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
+    """One execution of an SQL text. Built on every call, so a plain slotted class with the
+    fields it needs at once; the profile fields stay None unless this execution was profiled."""
 
-    def __post_init__(self) -> None:
-        self.sql_id = sql_id(self.sql)
+    __slots__ = ("id", "query_id", "session_id", "sql", "sql_id", "username", "started_at", "started_mono",
+                 "deadline", "stop_reason", "stopped_by", "finished", "duration_ms", "rows", "rows_written",
+                 "error_code", "error_message", "fullscan_steps", "sorts", "vm_steps", "autoindexes",
+                 "cache_hits", "cache_misses")
+
+    def __init__(self, session_id: int, sql: str, started_at: float, started_mono: float, deadline: float | None,
+                 sql_id_: str | None = None, username: str | None = None) -> None:
+        self.id = next(_statement_ids)
+        self.query_id = f"q{self.id}"
+        self.session_id = session_id
+        self.sql = sql
+        self.sql_id = sql_id_ or sql_id(sql)
+        self.username = username  # kept for the slow log after the session is gone
+        self.started_at = started_at
+        self.started_mono = started_mono
+        self.deadline = deadline
+        self.stop_reason: str | None = None  # "canceled" / "timeout" / "terminated"
+        self.stopped_by: str | None = None
+        self.finished = False
+        self.duration_ms: float | None = None
+        self.rows = 0
+        self.rows_written = 0
+        self.error_code: str | None = None
+        self.error_message: str | None = None
+        self.fullscan_steps: int | None = None
+        self.sorts: int | None = None
+        self.vm_steps: int | None = None
+        self.autoindexes: int | None = None
+        self.cache_hits: int | None = None
+        self.cache_misses: int | None = None
 
     @property
-    def query_id(self) -> str:
-        return f"q{self.id}"
+    def profiled(self) -> bool:
+        return self.vm_steps is not None
 
     def add_profile(self, status: dict[str, int]) -> None:
-        self.fullscan_steps += status.get("SQLITE_STMTSTATUS_FULLSCAN_STEP", 0)
-        self.sorts += status.get("SQLITE_STMTSTATUS_SORT", 0)
-        self.vm_steps += status.get("SQLITE_STMTSTATUS_VM_STEP", 0)
-        self.autoindexes += status.get("SQLITE_STMTSTATUS_AUTOINDEX", 0)
+        """Add one SQLITE_TRACE_PROFILE event's counters (a text of several statements sends several)."""
+        self.fullscan_steps = (self.fullscan_steps or 0) + status.get("SQLITE_STMTSTATUS_FULLSCAN_STEP", 0)
+        self.sorts = (self.sorts or 0) + status.get("SQLITE_STMTSTATUS_SORT", 0)
+        self.vm_steps = (self.vm_steps or 0) + status.get("SQLITE_STMTSTATUS_VM_STEP", 0)
+        self.autoindexes = (self.autoindexes or 0) + status.get("SQLITE_STMTSTATUS_AUTOINDEX", 0)
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     query_id: str
     columns: list[str]
@@ -144,7 +178,7 @@ def map_sqlite_error(exc: apsw.Error, stmt: Statement) -> EngineError:
     """Turn an apsw error into the engine's error, naming why an interrupted statement stopped."""
     if isinstance(exc, apsw.InterruptError):
         if stmt.stop_reason == "timeout":
-            return QueryTimeout(f"statement exceeded the query timeout and was interrupted",
+            return QueryTimeout("statement exceeded the query timeout and was interrupted",
                                 query_id=stmt.query_id)
         if stmt.stop_reason == "terminated":
             return SessionTerminated(f"session {stmt.session_id} was terminated by {stmt.stopped_by}",

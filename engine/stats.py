@@ -85,6 +85,8 @@ class FingerprintStats:
     total_ms: float = 0.0
     min_ms: float = math.inf
     max_ms: float = 0.0
+    # SQLite's profile, summed over the profiled calls only (see Session: a sample, not every call)
+    profiled_calls: int = 0
     fullscan_steps: int = 0
     sorts: int = 0
     vm_steps: int = 0
@@ -100,6 +102,9 @@ class FingerprintStats:
     def cache_hit_ratio(self) -> float | None:
         total = self.cache_hits + self.cache_misses
         return self.cache_hits / total if total else None
+
+    def per_profiled_call(self, total: int) -> float | None:
+        return total / self.profiled_calls if self.profiled_calls else None
 
     def percentile(self, p: float) -> float | None:
         value = self.histogram.percentile(p)
@@ -127,61 +132,118 @@ class Rates:
 
 
 class StatementStats:
+    """Per-fingerprint and global statement statistics.
+
+    Recording is one deque append in the session's thread; the aggregation happens in `drain`,
+    which every reader calls first (and the stats service each second), so figures are exact
+    whenever they are read while the statement path stays short.
+    """
+
     def __init__(self, clock: Clock, config: EngineConfig) -> None:
         self._clock = clock
         self._config = config
         self._mutex = threading.Lock()
+        self._pending: deque[Statement] = deque()
         self._by_id: dict[str, FingerprintStats] = {}
-        self.statements_total = 0
-        self.errors_total = 0
-        self.rows_read_total = 0
-        self.rows_written_total = 0
-        self.cache_hits_total = 0
-        self.cache_misses_total = 0
-        self.latency = LatencyHistogram()
+        self._statements_total = 0
+        self._errors_total = 0
+        self._rows_read_total = 0
+        self._rows_written_total = 0
+        self._cache_hits_total = 0
+        self._cache_misses_total = 0
+        self._latency = LatencyHistogram()
         self.evicted_fingerprints = 0
-        self.slow_log: deque[SlowStatement] = deque(maxlen=config.slow_query_log_size)
+        self._slow_log: deque[SlowStatement] = deque(maxlen=config.slow_query_log_size)
         self._ticks: deque[tuple[float, int, int]] = deque(maxlen=11)
 
     def configure(self, config: EngineConfig) -> None:
+        self.drain()
         self._config = config
-        if self.slow_log.maxlen != config.slow_query_log_size:
-            self.slow_log = deque(self.slow_log, maxlen=config.slow_query_log_size)
+        with self._mutex:
+            if self._slow_log.maxlen != config.slow_query_log_size:
+                self._slow_log = deque(self._slow_log, maxlen=config.slow_query_log_size)
 
     def record(self, stmt: Statement) -> None:
-        ms = stmt.duration_ms or 0.0
-        now = self._clock.time()
+        pending = self._pending
+        pending.append(stmt)
+        if len(pending) > 8192:  # nobody read for a while: keep the backlog bounded
+            self.drain()
+
+    def add_cache_reads(self, hits: int, misses: int) -> None:
+        """Page-cache hits and misses since a session's previous report."""
         with self._mutex:
-            self.statements_total += 1
-            self.rows_read_total += stmt.rows
-            self.rows_written_total += stmt.rows_written
-            self.cache_hits_total += stmt.cache_hits
-            self.cache_misses_total += stmt.cache_misses
-            self.latency.record(ms)
-            fp = self._by_id.get(stmt.sql_id)
-            if fp is None:
-                if len(self._by_id) >= self._config.stats_max_fingerprints:
-                    self._evict()
-                fp = self._by_id[stmt.sql_id] = FingerprintStats(stmt.sql_id, normalize(stmt.sql), first_seen=now)
-            fp.calls += 1
-            fp.rows += stmt.rows + stmt.rows_written
-            fp.rows_returned += stmt.rows
-            fp.cache_hits += stmt.cache_hits
-            fp.cache_misses += stmt.cache_misses
-            fp.total_ms += ms
-            fp.min_ms = min(fp.min_ms, ms)
-            fp.max_ms = max(fp.max_ms, ms)
-            fp.fullscan_steps += stmt.fullscan_steps
-            fp.sorts += stmt.sorts
-            fp.vm_steps += stmt.vm_steps
-            fp.last_seen = now
-            fp.histogram.record(ms)
-            if stmt.error_code is not None:
-                fp.errors += 1
-                self.errors_total += 1
-        if ms >= self._config.slow_query_threshold_ms:
-            self.slow_log.append(SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql,
-                                               stmt.started_at, ms, stmt.rows, stmt.error_code, stmt.username))
+            self._cache_hits_total += hits
+            self._cache_misses_total += misses
+
+    def drain(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        threshold = self._config.slow_query_threshold_ms
+        with self._mutex:
+            by_id, latency, slow = self._by_id, self._latency, self._slow_log
+            while pending:
+                stmt = pending.popleft()
+                ms = stmt.duration_ms or 0.0
+                rows, written = stmt.rows, stmt.rows_written
+                self._statements_total += 1
+                self._rows_read_total += rows
+                self._rows_written_total += written
+                latency.record(ms)
+                fp = by_id.get(stmt.sql_id)
+                if fp is None:
+                    if len(by_id) >= self._config.stats_max_fingerprints:
+                        self._evict()
+                    fp = by_id[stmt.sql_id] = FingerprintStats(stmt.sql_id, normalize(stmt.sql),
+                                                               first_seen=stmt.started_at)
+                fp.calls += 1
+                fp.rows += rows + written
+                fp.rows_returned += rows
+                fp.total_ms += ms
+                if ms < fp.min_ms:
+                    fp.min_ms = ms
+                if ms > fp.max_ms:
+                    fp.max_ms = ms
+                fp.last_seen = stmt.started_at + ms / 1000
+                fp.histogram.record(ms)
+                if stmt.vm_steps is not None:
+                    fp.profiled_calls += 1
+                    fp.fullscan_steps += stmt.fullscan_steps or 0
+                    fp.sorts += stmt.sorts or 0
+                    fp.vm_steps += stmt.vm_steps
+                    fp.cache_hits += stmt.cache_hits or 0
+                    fp.cache_misses += stmt.cache_misses or 0
+                if stmt.error_code is not None:
+                    fp.errors += 1
+                    self._errors_total += 1
+                if ms >= threshold:
+                    slow.append(SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql,
+                                              stmt.started_at, ms, rows, stmt.error_code, stmt.username))
+
+    def _total(name: str) -> property:  # type: ignore[misc]  # noqa: N805 - a property factory
+        def get(self: StatementStats) -> int:
+            self.drain()
+            return getattr(self, name)
+
+        return property(get)
+
+    statements_total = _total("_statements_total")
+    errors_total = _total("_errors_total")
+    rows_read_total = _total("_rows_read_total")
+    rows_written_total = _total("_rows_written_total")
+    cache_hits_total = _total("_cache_hits_total")
+    cache_misses_total = _total("_cache_misses_total")
+    del _total
+
+    @property
+    def latency(self) -> LatencyHistogram:
+        self.drain()
+        return self._latency
+
+    @property
+    def slow_log(self) -> deque[SlowStatement]:
+        self.drain()
+        return self._slow_log
 
     def _evict(self) -> None:
         """Drop the least-called tenth, as pg_stat_statements does when it is full."""
@@ -191,21 +253,25 @@ class StatementStats:
             self.evicted_fingerprints += 1
 
     def fingerprints(self) -> list[FingerprintStats]:
+        self.drain()
         with self._mutex:
             return list(self._by_id.values())
 
     def fingerprint(self, sql_id: str) -> FingerprintStats | None:
+        self.drain()
         return self._by_id.get(sql_id)
 
     def latency_snapshot(self) -> LatencyHistogram:
         """A consistent copy of the all-statement histogram (its count equals statements_total)."""
+        self.drain()
         with self._mutex:
-            return self.latency.copy()
+            return self._latency.copy()
 
     @property
     def cache_hit_ratio(self) -> float | None:
-        total = self.cache_hits_total + self.cache_misses_total
-        return self.cache_hits_total / total if total else None
+        with self._mutex:
+            total = self._cache_hits_total + self._cache_misses_total
+            return self._cache_hits_total / total if total else None
 
     def tick(self, transactions_total: int) -> None:
         """Called about once a second; rates are taken over the last ten seconds."""

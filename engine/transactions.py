@@ -69,6 +69,10 @@ class TransactionRegistry:
     def version(self, schema: str) -> int:
         return self._versions.get(schema, 0)
 
+    def end_autocommit_read(self) -> None:
+        """An autocommit read ran without a Transaction object (it takes no locks); count it alike."""
+        self.commits_total += 1
+
     def end(self, txn: Transaction, committed: bool) -> None:
         self.active.pop(txn.id, None)
         if committed and txn.written_schemas:

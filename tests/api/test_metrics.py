@@ -56,7 +56,7 @@ def test_json_metrics_move_with_activity(engine: Engine, client: TestClient, hea
     after = _values(client, headers)
 
     assert after["statements_total"] - before["statements_total"] == 7
-    assert after["commits_total"] - before["commits_total"] == 3  # the autocommit reads
+    assert after["commits_total"] - before["commits_total"] == 4  # the autocommit reads and SELECT 1
     assert after["rollbacks_total"] - before["rollbacks_total"] == 1
     assert after["rows_read_total"] - before["rows_read_total"] == 4
     assert after["statement_duration_seconds_count"] == after["statements_total"]

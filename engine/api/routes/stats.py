@@ -117,7 +117,7 @@ class QueryProfile(BaseModel):
     max_time_ms: int
     total_rows_returned: int
     avg_rows_returned: float
-    cache_hit_ratio: float | None = Field(description="null when the statements read no page")
+    cache_hit_ratio: float | None = Field(description="over the profiled calls; null when they read no page")
     last_executed: int
     execution_plan: str | None = Field(description="not kept per fingerprint: always null")
     # additions
@@ -125,6 +125,8 @@ class QueryProfile(BaseModel):
     p95_ms: float | None
     p99_ms: float | None
     errors: int
+    profiled_calls: int = Field(description="calls whose SQLite profile was taken: the first ones of each SQL "
+                                            "text, then one statement in 16; the next three fields sum over them")
     fullscan_steps: int
     sorts: int
     vm_steps: int
@@ -139,7 +141,8 @@ class QueryProfile(BaseModel):
                    avg_rows_returned=round(fp.rows_returned / fp.calls, 3),
                    cache_hit_ratio=None if ratio is None else round(ratio, 6), last_executed=int(fp.last_seen),
                    execution_plan=None, p50_ms=_ms(fp.percentile(50)), p95_ms=_ms(fp.percentile(95)),
-                   p99_ms=_ms(fp.percentile(99)), errors=fp.errors, fullscan_steps=fp.fullscan_steps,
+                   p99_ms=_ms(fp.percentile(99)), errors=fp.errors, profiled_calls=fp.profiled_calls,
+                   fullscan_steps=fp.fullscan_steps,
                    sorts=fp.sorts, vm_steps=fp.vm_steps, first_executed=int(fp.first_seen))
 
 
