@@ -188,6 +188,24 @@ class LockManager:
         if waiter.error is not None:
             raise waiter.error
 
+    def try_acquire(self, txn: Transaction, resources: tuple[Resource, ...], mode: LockMode) -> int:
+        """Grant as many of `resources`, in order, as can be granted at once under one mutex hold;
+        return how many were. The caller waits for the rest one by one with `acquire`."""
+        with self._mutex:
+            for done, resource in enumerate(resources):
+                entry = self._entries.get(resource)
+                if entry is None:
+                    entry = self._entries[resource] = _Entry()
+                held = entry.granted.get(txn.id)
+                if held is not None and held.mode.covers(mode):
+                    continue
+                if not (self._compatible(entry, txn.id, mode) and (held is not None or not entry.queue)):
+                    if not entry.granted and not entry.queue:
+                        del self._entries[resource]
+                    return done
+                self._grant(entry, txn, resource, mode)
+            return len(resources)
+
     def abort_wait(self, txn_id: int, error: Exception) -> bool:
         """End a transaction's lock wait with `error`; False when it is not waiting."""
         with self._mutex:

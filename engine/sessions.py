@@ -28,9 +28,9 @@ PROGRESS_STEPS = 1000
 # Page-cache misses within one progress window above which the statement is counted as doing IO.
 IO_MISSES_PER_WINDOW = 8
 # SQLite's per-statement profile (trace_v2) costs more than the rest of the monitoring together, so
-# it is taken on a sample: the first executions of every SQL text, then every 16th statement.
+# it is taken on a sample: the first executions of every SQL text, then every 64th statement.
 PROFILE_FIRST = 8
-PROFILE_EVERY_MASK = 15
+PROFILE_EVERY_MASK = 63
 # How often a session folds its connection's cumulative page-cache counters into the totals.
 CACHE_READ_SECONDS = 0.25
 
@@ -113,6 +113,9 @@ class Session:
         self._access = AccessRecorder()
         self._conn = engine.storage.open_connection(engine.config.buffer_pool_size)
         self._cursor = self._conn.cursor()
+        self._traced = True  # whether the exec trace (lock taking) is installed on the connection
+        self._run_pure = True  # this run's statements only read
+        self._run_ddl = False  # this run changed a schema
         self._attached = len(engine.storage.schemas)
         self._conn.authorizer = self._access
         self._conn.exec_trace = self._before_statement
@@ -226,9 +229,16 @@ class Session:
         else:
             self.wait_class, self.wait_event = WaitClass.CPU, None
         self._stmt_txn = self.txn
+        conn = self._conn
+        # A text known to only read needs no lock outside a transaction: skip the exec trace's
+        # Python call. Cancel and timeout still reach it through interrupt() and the progress handler.
+        traced = not (text.lock_free and self.txn is None)
+        if traced is not self._traced:
+            conn.exec_trace = self._before_statement if traced else None
+            self._traced = traced
+        self._run_pure, self._run_ddl = True, False
         monitoring = engine.config.monitoring_enabled
         profile = monitoring and (text.profiled < PROFILE_FIRST or not counters.statements & PROFILE_EVERY_MASK)
-        conn = self._conn
         if profile:
             text.profiled += 1
             hits0 = conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0]
@@ -243,13 +253,18 @@ class Session:
         cursor = self._cursor
         try:
             cursor.execute(sql, params)
-            try:
-                description = cursor.get_description()
-            except apsw.ExecutionCompleteError:  # no row to come: a write, DDL, or an empty result
-                description = None
+            if text.columns is not None:
+                description = True
+                columns, declared_types = text.columns, text.declared_types or []
+            else:
+                try:
+                    description = cursor.get_description()
+                except apsw.ExecutionCompleteError:  # no row to come: a write, DDL, or an empty result
+                    description = None
+                if description is not None:
+                    columns = [d[0] for d in description]
+                    declared_types = [d[1] for d in description]
             if description is not None:
-                columns = [d[0] for d in description]
-                declared_types = [d[1] for d in description]
                 if max_rows is None:
                     rows = cursor.fetchall()
                 else:
@@ -275,6 +290,12 @@ class Session:
             stmt.vm_steps = stmt.vm_steps or 0  # profiled, even if SQLite sent no event (an error)
             hits, misses = conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0], conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
             stmt.cache_hits, stmt.cache_misses = hits - hits0, misses - misses0
+        if error is None and text.lock_free is None and traced:
+            text.lock_free = self._run_pure
+            if text.single and columns:
+                text.columns, text.declared_types = columns, declared_types
+        if self._run_ddl:
+            engine.sql_texts.clear()
         stmt.rows = len(rows)
         # a delta, not changes(): that repeats the last write's count for every later read in the transaction
         stmt.rows_written = conn.total_changes() - changes_before
@@ -329,6 +350,10 @@ class Session:
         if access.savepoint and self.txn is None:
             raise SqlError("SAVEPOINT needs an explicit transaction: send BEGIN first")
         writes = access.writes
+        if writes or access.transaction_control or access.savepoint or cursor.is_explain:
+            self._run_pure = False
+            if any(table == "sqlite_master" for _, table in writes):
+                self._run_ddl = True
         txn = self._stmt_txn
         # An autocommit read takes no lock (WAL gives it a snapshot); EXPLAIN prepares a statement,
         # so the authorizer saw its tables, but touches no rows.
@@ -340,23 +365,28 @@ class Session:
             tables = ", ".join(f"{s}.{t}" for s, t in sorted(access.writes))
             raise SqlError(f"cannot write {tables} in read-only transaction {txn.id}", transaction_id=txn.id)
         txn.queries_executed += 1
-        for schema in sorted({s for s, _ in access.writes}):
-            self._lock(txn, Resource(schema), LockMode.EXCLUSIVE, stmt)
-            if txn.explicit and txn.read_versions.get(schema, None) not in (None, self.engine.transactions.version(schema)):
-                raise SerializationFailure(
-                    f"could not serialize access: schema {schema} was changed by another transaction after "
-                    f"transaction {txn.id} first read it; the transaction was rolled back, retry it",
-                    schema=schema)
-            txn.written_schemas.add(schema)
-        for schema, table in sorted(access.writes):
-            self._lock(txn, Resource(schema, table), LockMode.EXCLUSIVE, stmt)
-            txn.modified_tables.add(f"{schema}.{table}")
+        versions = self.engine.transactions
+        if writes:
+            schemas, plan = access.write_plan()
+            self._lock_all(txn, plan, LockMode.EXCLUSIVE, stmt)
+            for schema in schemas:
+                if txn.explicit and txn.read_versions.get(schema, None) not in (None, versions.version(schema)):
+                    raise SerializationFailure(
+                        f"could not serialize access: schema {schema} was changed by another transaction after "
+                        f"transaction {txn.id} first read it; the transaction was rolled back, retry it",
+                        schema=schema)
+                txn.written_schemas.add(schema)
+            txn.modified_tables.update(f"{schema}.{table}" for schema, table in writes)
         if txn.explicit:
-            for schema, table in sorted(access.reads - access.writes):
-                self._lock(txn, Resource(schema, table), LockMode.SHARED, stmt)
-            for schema in {s for s, _ in access.reads | access.writes}:
-                txn.read_versions.setdefault(schema, self.engine.transactions.version(schema))
+            self._lock_all(txn, access.read_plan(), LockMode.SHARED, stmt)
+            for schema in {s for s, _ in access.reads | writes}:
+                txn.read_versions.setdefault(schema, versions.version(schema))
         return True
+
+    def _lock_all(self, txn: Transaction, plan: tuple[Resource, ...], mode: LockMode, stmt: Statement) -> None:
+        granted = self.engine.locks.try_acquire(txn, plan, mode)
+        for resource in plan[granted:]:
+            self._lock(txn, resource, mode, stmt)
 
     def _lock(self, txn: Transaction, resource: Resource, mode: LockMode, stmt: Statement) -> None:
         config = self.engine.config

@@ -11,6 +11,7 @@ import apsw
 
 from .errors import EngineError, QueryCanceled, QueryTimeout, SerializationFailure, SessionTerminated, SqlError
 from .fingerprint import sql_id
+from .locks import Resource
 
 _statement_ids = itertools.count(1)
 
@@ -40,16 +41,23 @@ def transaction_control(sql: str) -> tuple[str, str | None] | None:
 class SqlText:
     """What is known of an SQL text before it runs: parsed once, reused on every execution."""
 
-    __slots__ = ("control", "sql_id", "profiled")
+    __slots__ = ("control", "sql_id", "profiled", "lock_free", "single", "columns", "declared_types")
 
     def __init__(self, sql: str) -> None:
         self.control = transaction_control(sql)
         self.sql_id = sql_id(sql)
         self.profiled = 0  # executions of this text whose SQLite profile was taken
+        # Learnt from a first successful run: only reads, so outside a transaction it takes no lock
+        # and needs no exec trace; and, for a single statement, the columns it returns.
+        self.lock_free: bool | None = None
+        self.single = ";" not in sql.strip().rstrip(";")
+        self.columns: list[str] | None = None
+        self.declared_types: list[str | None] | None = None
 
 
 class SqlTexts:
-    """An engine's SQL texts, bounded: a workload with unbounded distinct texts only re-parses."""
+    """An engine's SQL texts, bounded: a workload with unbounded distinct texts only re-parses.
+    Cleared whenever the schema changes, since what a text reads and returns may change with it."""
 
     def __init__(self, limit: int = 4096) -> None:
         self._limit = limit
@@ -63,6 +71,9 @@ class SqlTexts:
             text = self._texts[sql] = SqlText(sql)
         return text
 
+    def clear(self) -> None:
+        self._texts = {}
+
 
 @dataclass
 class Access:
@@ -72,9 +83,27 @@ class Access:
     writes: set[tuple[str, str]] = field(default_factory=set)
     transaction_control: bool = False
     savepoint: bool = False
+    _write_plan: tuple[tuple[str, ...], tuple[Resource, ...]] | None = None
+    _read_plan: tuple[Resource, ...] | None = None
 
     def empty(self) -> bool:
         return not (self.reads or self.writes or self.transaction_control or self.savepoint)
+
+    def write_plan(self) -> tuple[tuple[str, ...], tuple[Resource, ...]]:
+        """(schemas written, locks to take in order: each schema's file, then each table written).
+        Schema first: a writer queues for the file before it holds any table of it, which keeps
+        two writers of one schema from deadlocking over its tables."""
+        if self._write_plan is None:
+            schemas = tuple(sorted({schema for schema, _ in self.writes}))
+            self._write_plan = (schemas, tuple(Resource(s) for s in schemas)
+                                + tuple(Resource(s, t) for s, t in sorted(self.writes)))
+        return self._write_plan
+
+    def read_plan(self) -> tuple[Resource, ...]:
+        """Shared table locks an explicit transaction takes for what it only reads."""
+        if self._read_plan is None:
+            self._read_plan = tuple(Resource(s, t) for s, t in sorted(self.reads - self.writes))
+        return self._read_plan
 
 
 class AccessRecorder:

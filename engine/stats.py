@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import operator
 import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .clock import Clock
 from .config import EngineConfig
@@ -18,6 +21,13 @@ from .statements import Statement
 _PER_DOUBLING = 16
 _MIN_MS = 0.001
 _BUCKETS = 40 * _PER_DOUBLING
+
+
+def bucket_of(ms: np.ndarray) -> np.ndarray:
+    """LatencyHistogram._bucket for a whole array at once."""
+    with np.errstate(divide="ignore"):
+        raw = np.floor(np.log2(np.maximum(ms, _MIN_MS) / _MIN_MS) * _PER_DOUBLING)
+    return np.clip(np.where(ms <= _MIN_MS, 0, raw), 0, _BUCKETS - 1).astype(np.intp)
 
 
 class LatencyHistogram:
@@ -38,6 +48,15 @@ class LatencyHistogram:
         self.counts[self._bucket(ms)] += 1
         self.total += 1
         self.sum_ms += ms
+
+    def add(self, counts: np.ndarray, sum_ms: float) -> None:
+        """Merge a batch's bucket counts (from bucket_of) into this histogram."""
+        total = int(counts.sum())
+        if total:
+            for i in np.flatnonzero(counts).tolist():
+                self.counts[i] += int(counts[i])
+            self.total += total
+            self.sum_ms += sum_ms
 
     def copy(self) -> LatencyHistogram:
         out = LatencyHistogram()
@@ -131,12 +150,16 @@ class Rates:
     transactions_per_second: float
 
 
+_FIELDS = operator.attrgetter("sql_id", "sql", "duration_ms", "rows", "rows_written", "error_code", "started_at")
+
+
 class StatementStats:
     """Per-fingerprint and global statement statistics.
 
-    Recording is one deque append in the session's thread; the aggregation happens in `drain`,
-    which every reader calls first (and the stats service each second), so figures are exact
-    whenever they are read while the statement path stays short.
+    Recording is one tuple appended to a deque in the session's thread; `drain` aggregates the
+    backlog with numpy in a few vectorised passes. Every reader drains first (the stats service
+    does each second), so figures are exact whenever they are read, while the statement path pays
+    well under a microsecond for them.
     """
 
     def __init__(self, clock: Clock, config: EngineConfig) -> None:
@@ -144,6 +167,7 @@ class StatementStats:
         self._config = config
         self._mutex = threading.Lock()
         self._pending: deque[Statement] = deque()
+        self._profiled: deque[Statement] = deque()
         self._by_id: dict[str, FingerprintStats] = {}
         self._statements_total = 0
         self._errors_total = 0
@@ -164,9 +188,15 @@ class StatementStats:
                 self._slow_log = deque(self._slow_log, maxlen=config.slow_query_log_size)
 
     def record(self, stmt: Statement) -> None:
+        ms = stmt.duration_ms or 0.0
         pending = self._pending
         pending.append(stmt)
-        if len(pending) > 8192:  # nobody read for a while: keep the backlog bounded
+        if ms >= self._config.slow_query_threshold_ms:
+            self._slow_log.append(SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql,
+                                                stmt.started_at, ms, stmt.rows, stmt.error_code, stmt.username))
+        if stmt.vm_steps is not None:
+            self._profiled.append(stmt)
+        if len(pending) > 256:  # nobody read for a while: keep the backlog bounded
             self.drain()
 
     def add_cache_reads(self, hits: int, misses: int) -> None:
@@ -176,49 +206,62 @@ class StatementStats:
             self._cache_misses_total += misses
 
     def drain(self) -> None:
-        pending = self._pending
-        if not pending:
+        if not self._pending and not self._profiled:
             return
-        threshold = self._config.slow_query_threshold_ms
         with self._mutex:
-            by_id, latency, slow = self._by_id, self._latency, self._slow_log
-            while pending:
-                stmt = pending.popleft()
-                ms = stmt.duration_ms or 0.0
-                rows, written = stmt.rows, stmt.rows_written
-                self._statements_total += 1
-                self._rows_read_total += rows
-                self._rows_written_total += written
-                latency.record(ms)
-                fp = by_id.get(stmt.sql_id)
-                if fp is None:
-                    if len(by_id) >= self._config.stats_max_fingerprints:
-                        self._evict()
-                    fp = by_id[stmt.sql_id] = FingerprintStats(stmt.sql_id, normalize(stmt.sql),
-                                                               first_seen=stmt.started_at)
-                fp.calls += 1
-                fp.rows += rows + written
-                fp.rows_returned += rows
-                fp.total_ms += ms
-                if ms < fp.min_ms:
-                    fp.min_ms = ms
-                if ms > fp.max_ms:
-                    fp.max_ms = ms
-                fp.last_seen = stmt.started_at + ms / 1000
-                fp.histogram.record(ms)
-                if stmt.vm_steps is not None:
+            pending, popleft = self._pending, self._pending.popleft
+            batch = [popleft() for _ in range(len(pending))]
+            if batch:
+                self._aggregate(batch)
+            profiled, popleft = self._profiled, self._profiled.popleft
+            for stmt in [popleft() for _ in range(len(profiled))]:
+                fp = self._by_id.get(stmt.sql_id)
+                if fp is not None:
                     fp.profiled_calls += 1
                     fp.fullscan_steps += stmt.fullscan_steps or 0
                     fp.sorts += stmt.sorts or 0
-                    fp.vm_steps += stmt.vm_steps
+                    fp.vm_steps += stmt.vm_steps or 0
                     fp.cache_hits += stmt.cache_hits or 0
                     fp.cache_misses += stmt.cache_misses or 0
-                if stmt.error_code is not None:
-                    fp.errors += 1
-                    self._errors_total += 1
-                if ms >= threshold:
-                    slow.append(SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql,
-                                              stmt.started_at, ms, rows, stmt.error_code, stmt.username))
+
+    def _aggregate(self, batch: list[Statement]) -> None:
+        ids, texts, ms_t, rows_t, written_t, err_t, started_t = zip(*map(_FIELDS, batch))
+        err_t = tuple(e is not None for e in err_t)
+        ms = np.array(ms_t, dtype=np.float64)
+        rows = np.array(rows_t, dtype=np.int64)
+        written = np.array(written_t, dtype=np.int64)
+        errors = np.array(err_t, dtype=np.int64)
+        ends = np.array(started_t, dtype=np.float64) + ms / 1000
+        buckets = bucket_of(ms)
+        self._statements_total += len(batch)
+        self._rows_read_total += int(rows.sum())
+        self._rows_written_total += int(written.sum())
+        self._errors_total += int(errors.sum())
+        self._latency.add(np.bincount(buckets, minlength=_BUCKETS), float(ms.sum()))
+        # one group per fingerprint in this batch: a handful, however many statements
+        order: dict[str, list[int]] = {}
+        for i, key in enumerate(ids):
+            order.setdefault(key, []).append(i)
+        by_id, limit = self._by_id, self._config.stats_max_fingerprints
+        for key, positions in order.items():
+            fp = by_id.get(key)
+            if fp is None:
+                if len(by_id) >= limit:
+                    self._evict()
+                first = positions[0]
+                fp = by_id[key] = FingerprintStats(key, normalize(texts[first]), first_seen=started_t[first])
+            idx = np.array(positions, dtype=np.intp)
+            fms = ms[idx]
+            fp.calls += len(positions)
+            frows, fwritten = int(rows[idx].sum()), int(written[idx].sum())
+            fp.rows += frows + fwritten
+            fp.rows_returned += frows
+            fp.errors += int(errors[idx].sum())
+            fp.total_ms += float(fms.sum())
+            fp.min_ms = min(fp.min_ms, float(fms.min()))
+            fp.max_ms = max(fp.max_ms, float(fms.max()))
+            fp.last_seen = max(fp.last_seen, float(ends[idx].max()))
+            fp.histogram.add(np.bincount(buckets[idx], minlength=_BUCKETS), float(fms.sum()))
 
     def _total(name: str) -> property:  # type: ignore[misc]  # noqa: N805 - a property factory
         def get(self: StatementStats) -> int:
@@ -242,7 +285,6 @@ class StatementStats:
 
     @property
     def slow_log(self) -> deque[SlowStatement]:
-        self.drain()
         return self._slow_log
 
     def _evict(self) -> None:

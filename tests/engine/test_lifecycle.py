@@ -20,10 +20,12 @@ def test_start_runs_the_services_and_close_stops_them_all() -> None:
     engine = Engine(config=EngineConfig(**TEST_CONFIG)).start()
     try:
         assert engine.running
-        assert {s.name for s in engine.services} == {"ash", "deadlock", "stats"}
+        names = {s.name for s in engine.services}
+        assert {"ash", "deadlock", "stats"} <= names  # later issues add services of their own
         assert all(s.alive for s in engine.services)
-        assert sorted(set(engine_threads()) - set(before)) == ["engine-ash", "engine-deadlock", "engine-stats"]
-        assert engine.start() is engine and len(engine_threads()) == len(before) + 3  # start twice: no-op
+        assert set(engine_threads()) - set(before) >= {f"engine-{n}" for n in names}
+        started = len(engine_threads())
+        assert engine.start() is engine and len(engine_threads()) == started  # start twice: no-op
     finally:
         engine.close()
     assert not engine.running and engine.closed
