@@ -282,8 +282,6 @@ class Engine:
         return self.cancel(self.statement(query_id).session_id, by, query_id)
 
     def statement_finished(self, stmt: Statement) -> None:
-        if self.config.monitoring_enabled:
-            self.stats.record(stmt)
         if stmt.error_code is not None and self.events.has_subscribers("statement_failed"):
             self.events.publish("statement_failed", stmt)
         self._recent[stmt.id & (RECENT_STATEMENTS - 1)] = stmt

@@ -113,6 +113,7 @@ class Session:
         self._access = AccessRecorder()
         self._conn = engine.storage.open_connection(engine.config.buffer_pool_size)
         self._cursor = self._conn.cursor()
+        self._accs = engine.stats.accumulators()
         self._traced = True  # whether the exec trace (lock taking) is installed on the connection
         self._run_pure = True  # this run's statements only read
         self._run_ddl = False  # this run changed a schema
@@ -177,12 +178,13 @@ class Session:
 
         `timeout_secs` may shorten the configured statement timeout for this call, never extend it.
         """
-        if not isinstance(sql, str) or not sql.strip():
+        if not isinstance(sql, str) or not sql or sql.isspace():
             raise SqlError("empty SQL text")
-        if not self._use.acquire(blocking=False):
+        if not self._use.acquire(False):
             raise SessionBusy(f"session {self.id} is already running a statement")
         try:
-            self._check_open()
+            if self.terminated_by is not None or self.closed:
+                self._check_open()
             return self._run(sql, params, max_rows, timeout_secs)
         finally:
             if self.terminated_by is not None and not self.closed:
@@ -494,6 +496,7 @@ class Session:
         counters.rows_read += stmt.rows
         counters.rows_written += stmt.rows_written
         if monitoring:
+            self.engine.stats.record(stmt, self._accs)
             self._window_misses = -1  # the next statement's first progress call sets its baseline
             if end - self._cache_read_at >= CACHE_READ_SECONDS or stmt.cache_hits is not None:
                 self._cache_read_at = end
@@ -579,6 +582,7 @@ class Session:
             self._end_explicit(committed=False)
         if self.engine.config.monitoring_enabled:
             self._fold_cache_counters()
+        self.engine.stats.retire(self._accs)
         self.closed = True
         self._conn.close()
         self.engine.session_closed(self)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-import operator
 import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from .clock import Clock
 from .config import EngineConfig
@@ -21,13 +18,8 @@ from .statements import Statement
 _PER_DOUBLING = 16
 _MIN_MS = 0.001
 _BUCKETS = 40 * _PER_DOUBLING
-
-
-def bucket_of(ms: np.ndarray) -> np.ndarray:
-    """LatencyHistogram._bucket for a whole array at once."""
-    with np.errstate(divide="ignore"):
-        raw = np.floor(np.log2(np.maximum(ms, _MIN_MS) / _MIN_MS) * _PER_DOUBLING)
-    return np.clip(np.where(ms <= _MIN_MS, 0, raw), 0, _BUCKETS - 1).astype(np.intp)
+_PER_MS = 1 / _MIN_MS
+_log2 = math.log2
 
 
 class LatencyHistogram:
@@ -49,14 +41,12 @@ class LatencyHistogram:
         self.total += 1
         self.sum_ms += ms
 
-    def add(self, counts: np.ndarray, sum_ms: float) -> None:
-        """Merge a batch's bucket counts (from bucket_of) into this histogram."""
-        total = int(counts.sum())
-        if total:
-            for i in np.flatnonzero(counts).tolist():
-                self.counts[i] += int(counts[i])
-            self.total += total
-            self.sum_ms += sum_ms
+    def add_sparse(self, counts: dict[int, int], sum_ms: float) -> None:
+        """Merge {bucket: count} (an accumulator's histogram) into this one."""
+        for bucket, n in counts.items():
+            self.counts[bucket] += n
+            self.total += n
+        self.sum_ms += sum_ms
 
     def copy(self) -> LatencyHistogram:
         out = LatencyHistogram()
@@ -150,54 +140,146 @@ class Rates:
     transactions_per_second: float
 
 
-_FIELDS = operator.attrgetter("sql_id", "sql", "duration_ms", "rows", "rows_written", "error_code", "started_at")
+class Accumulator:
+    """One fingerprint's running figures in one session: updated by that session's thread alone,
+    so recording a statement takes no lock and allocates nothing; readers add them up."""
+
+    __slots__ = ("sql", "calls", "total_ms", "min_ms", "max_ms", "rows", "written", "errors", "hist",
+                 "first_seen", "last_end")
+
+    def __init__(self, sql: str, first_seen: float) -> None:
+        self.sql = sql
+        self.calls = self.rows = self.written = self.errors = 0
+        self.total_ms = self.max_ms = 0.0
+        self.min_ms = math.inf
+        self.hist: dict[int, int] = {}  # sparse LatencyHistogram buckets
+        self.first_seen = self.last_end = first_seen
+
+    def merge(self, other: Accumulator) -> None:
+        self.calls += other.calls
+        self.rows += other.rows
+        self.written += other.written
+        self.errors += other.errors
+        self.total_ms += other.total_ms
+        self.min_ms = min(self.min_ms, other.min_ms)
+        self.max_ms = max(self.max_ms, other.max_ms)
+        for bucket, n in list(other.hist.items()):
+            self.hist[bucket] = self.hist.get(bucket, 0) + n
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_end = max(self.last_end, other.last_end)
+
+
+Accumulators = dict[str, Accumulator]
+
+
+@dataclass
+class _Profile:
+    calls: int = 0
+    fullscan_steps: int = 0
+    sorts: int = 0
+    vm_steps: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 class StatementStats:
     """Per-fingerprint and global statement statistics.
 
-    Recording is one tuple appended to a deque in the session's thread; `drain` aggregates the
-    backlog with numpy in a few vectorised passes. Every reader drains first (the stats service
-    does each second), so figures are exact whenever they are read, while the statement path pays
-    well under a microsecond for them.
+    Each session records into its own Accumulators (no lock, no allocation per statement); a
+    closing session hands them over to `_retired`. Readers add everything up, so figures are
+    exact whenever they are read, while the statement path pays a fraction of a microsecond.
     """
 
     def __init__(self, clock: Clock, config: EngineConfig) -> None:
         self._clock = clock
         self._config = config
         self._mutex = threading.Lock()
-        self._pending: deque[Statement] = deque()
-        self._profiled: deque[Statement] = deque()
-        self._by_id: dict[str, FingerprintStats] = {}
-        self._statements_total = 0
-        self._errors_total = 0
-        self._rows_read_total = 0
-        self._rows_written_total = 0
+        self._live: dict[int, Accumulators] = {}  # by id(): dicts are not hashable
+        self._retired: Accumulators = {}
+        self._profiles: dict[str, _Profile] = {}
         self._cache_hits_total = 0
         self._cache_misses_total = 0
-        self._latency = LatencyHistogram()
         self.evicted_fingerprints = 0
         self._slow_log: deque[SlowStatement] = deque(maxlen=config.slow_query_log_size)
         self._ticks: deque[tuple[float, int, int]] = deque(maxlen=11)
+        self._direct = self.accumulators()  # for statements recorded without a session
 
     def configure(self, config: EngineConfig) -> None:
-        self.drain()
         self._config = config
         with self._mutex:
             if self._slow_log.maxlen != config.slow_query_log_size:
                 self._slow_log = deque(self._slow_log, maxlen=config.slow_query_log_size)
 
-    def record(self, stmt: Statement) -> None:
+    # -- recording (a session's own thread) ----------------------------------------------------
+
+    def accumulators(self) -> Accumulators:
+        accs: Accumulators = {}
+        with self._mutex:
+            self._live[id(accs)] = accs
+        return accs
+
+    def retire(self, accs: Accumulators) -> None:
+        """A session ends: fold its figures into the engine's own."""
+        with self._mutex:
+            self._live.pop(id(accs), None)
+            self._fold(accs)
+
+    def _fold(self, accs: Accumulators) -> None:
+        retired = self._retired
+        for key, acc in list(accs.items()):
+            mine = retired.get(key)
+            if mine is None:
+                if len(retired) >= self._config.stats_max_fingerprints:
+                    self._evict()
+                retired[key] = acc
+            else:
+                mine.merge(acc)
+        accs.clear()
+
+    def record(self, stmt: Statement, accs: Accumulators | None = None) -> None:
+        """Count a finished statement into the session's accumulators (or the engine's own)."""
+        if accs is None:
+            accs = self._direct
         ms = stmt.duration_ms or 0.0
-        pending = self._pending
-        pending.append(stmt)
+        acc = accs.get(stmt.sql_id)
+        if acc is None:
+            if len(accs) >= self._config.stats_max_fingerprints:
+                with self._mutex:  # a session running endless distinct texts: hand them over
+                    self._fold(accs)
+            acc = accs[stmt.sql_id] = Accumulator(stmt.sql, stmt.started_at)
+        acc.calls += 1
+        acc.total_ms += ms
+        if ms < acc.min_ms:
+            acc.min_ms = ms
+        if ms > acc.max_ms:
+            acc.max_ms = ms
+        acc.rows += stmt.rows
+        acc.written += stmt.rows_written
+        if stmt.error_code is not None:
+            acc.errors += 1
+        bucket = int(_log2(ms * _PER_MS) * _PER_DOUBLING) if ms > _MIN_MS else 0
+        if bucket >= _BUCKETS:
+            bucket = _BUCKETS - 1
+        hist = acc.hist
+        hist[bucket] = hist.get(bucket, 0) + 1
+        acc.last_end = stmt.started_at + ms / 1000
         if ms >= self._config.slow_query_threshold_ms:
             self._slow_log.append(SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql,
                                                 stmt.started_at, ms, stmt.rows, stmt.error_code, stmt.username))
         if stmt.vm_steps is not None:
-            self._profiled.append(stmt)
-        if len(pending) > 256:  # nobody read for a while: keep the backlog bounded
-            self.drain()
+            self._add_profile(stmt)
+
+    def _add_profile(self, stmt: Statement) -> None:
+        with self._mutex:
+            p = self._profiles.get(stmt.sql_id)
+            if p is None:
+                p = self._profiles[stmt.sql_id] = _Profile()
+            p.calls += 1
+            p.fullscan_steps += stmt.fullscan_steps or 0
+            p.sorts += stmt.sorts or 0
+            p.vm_steps += stmt.vm_steps or 0
+            p.cache_hits += stmt.cache_hits or 0
+            p.cache_misses += stmt.cache_misses or 0
 
     def add_cache_reads(self, hits: int, misses: int) -> None:
         """Page-cache hits and misses since a session's previous report."""
@@ -205,109 +287,104 @@ class StatementStats:
             self._cache_hits_total += hits
             self._cache_misses_total += misses
 
-    def drain(self) -> None:
-        if not self._pending and not self._profiled:
-            return
+    # -- reading --------------------------------------------------------------------------------
+
+    def _sources(self) -> list[Accumulators]:
         with self._mutex:
-            pending, popleft = self._pending, self._pending.popleft
-            batch = [popleft() for _ in range(len(pending))]
-            if batch:
-                self._aggregate(batch)
-            profiled, popleft = self._profiled, self._profiled.popleft
-            for stmt in [popleft() for _ in range(len(profiled))]:
-                fp = self._by_id.get(stmt.sql_id)
-                if fp is not None:
-                    fp.profiled_calls += 1
-                    fp.fullscan_steps += stmt.fullscan_steps or 0
-                    fp.sorts += stmt.sorts or 0
-                    fp.vm_steps += stmt.vm_steps or 0
-                    fp.cache_hits += stmt.cache_hits or 0
-                    fp.cache_misses += stmt.cache_misses or 0
+            return [self._retired, *self._live.values()]
 
-    def _aggregate(self, batch: list[Statement]) -> None:
-        ids, texts, ms_t, rows_t, written_t, err_t, started_t = zip(*map(_FIELDS, batch))
-        err_t = tuple(e is not None for e in err_t)
-        ms = np.array(ms_t, dtype=np.float64)
-        rows = np.array(rows_t, dtype=np.int64)
-        written = np.array(written_t, dtype=np.int64)
-        errors = np.array(err_t, dtype=np.int64)
-        ends = np.array(started_t, dtype=np.float64) + ms / 1000
-        buckets = bucket_of(ms)
-        self._statements_total += len(batch)
-        self._rows_read_total += int(rows.sum())
-        self._rows_written_total += int(written.sum())
-        self._errors_total += int(errors.sum())
-        self._latency.add(np.bincount(buckets, minlength=_BUCKETS), float(ms.sum()))
-        # one group per fingerprint in this batch: a handful, however many statements
-        order: dict[str, list[int]] = {}
-        for i, key in enumerate(ids):
-            order.setdefault(key, []).append(i)
-        by_id, limit = self._by_id, self._config.stats_max_fingerprints
-        for key, positions in order.items():
-            fp = by_id.get(key)
-            if fp is None:
-                if len(by_id) >= limit:
-                    self._evict()
-                first = positions[0]
-                fp = by_id[key] = FingerprintStats(key, normalize(texts[first]), first_seen=started_t[first])
-            idx = np.array(positions, dtype=np.intp)
-            fms = ms[idx]
-            fp.calls += len(positions)
-            frows, fwritten = int(rows[idx].sum()), int(written[idx].sum())
-            fp.rows += frows + fwritten
-            fp.rows_returned += frows
-            fp.errors += int(errors[idx].sum())
-            fp.total_ms += float(fms.sum())
-            fp.min_ms = min(fp.min_ms, float(fms.min()))
-            fp.max_ms = max(fp.max_ms, float(fms.max()))
-            fp.last_seen = max(fp.last_seen, float(ends[idx].max()))
-            fp.histogram.add(np.bincount(buckets[idx], minlength=_BUCKETS), float(fms.sum()))
+    def _merged(self) -> dict[str, Accumulator]:
+        merged: dict[str, Accumulator] = {}
+        for accs in self._sources():
+            for key, acc in list(accs.items()):  # a dict copy is atomic; its owner may go on adding
+                into = merged.get(key)
+                if into is None:
+                    into = merged[key] = Accumulator(acc.sql, acc.first_seen)
+                into.merge(acc)
+        return merged
 
-    def _total(name: str) -> property:  # type: ignore[misc]  # noqa: N805 - a property factory
-        def get(self: StatementStats) -> int:
-            self.drain()
-            return getattr(self, name)
+    def _totals(self) -> tuple[int, int, int, int]:
+        calls = errors = rows = written = 0
+        for accs in self._sources():
+            for acc in list(accs.values()):
+                calls += acc.calls
+                errors += acc.errors
+                rows += acc.rows
+                written += acc.written
+        return calls, errors, rows, written
 
-        return property(get)
+    @property
+    def statements_total(self) -> int:
+        return self._totals()[0]
 
-    statements_total = _total("_statements_total")
-    errors_total = _total("_errors_total")
-    rows_read_total = _total("_rows_read_total")
-    rows_written_total = _total("_rows_written_total")
-    cache_hits_total = _total("_cache_hits_total")
-    cache_misses_total = _total("_cache_misses_total")
-    del _total
+    @property
+    def errors_total(self) -> int:
+        return self._totals()[1]
+
+    @property
+    def rows_read_total(self) -> int:
+        return self._totals()[2]
+
+    @property
+    def rows_written_total(self) -> int:
+        return self._totals()[3]
+
+    @property
+    def cache_hits_total(self) -> int:
+        return self._cache_hits_total
+
+    @property
+    def cache_misses_total(self) -> int:
+        return self._cache_misses_total
 
     @property
     def latency(self) -> LatencyHistogram:
-        self.drain()
-        return self._latency
+        out = LatencyHistogram()
+        for acc in self._merged().values():
+            out.add_sparse(acc.hist, acc.total_ms)
+        return out
 
     @property
     def slow_log(self) -> deque[SlowStatement]:
         return self._slow_log
 
+    def _fingerprint(self, key: str, acc: Accumulator) -> FingerprintStats:
+        hist = LatencyHistogram()
+        hist.add_sparse(acc.hist, acc.total_ms)
+        fp = FingerprintStats(key, normalize(acc.sql), calls=acc.calls, errors=acc.errors,
+                              rows=acc.rows + acc.written, rows_returned=acc.rows, total_ms=acc.total_ms,
+                              min_ms=acc.min_ms, max_ms=acc.max_ms, first_seen=acc.first_seen,
+                              last_seen=acc.last_end, histogram=hist)
+        p = self._profiles.get(key)
+        if p is not None:
+            fp.profiled_calls, fp.fullscan_steps, fp.sorts, fp.vm_steps = p.calls, p.fullscan_steps, p.sorts, p.vm_steps
+            fp.cache_hits, fp.cache_misses = p.cache_hits, p.cache_misses
+        return fp
+
     def _evict(self) -> None:
         """Drop the least-called tenth, as pg_stat_statements does when it is full."""
-        victims = sorted(self._by_id.values(), key=lambda f: (f.calls, f.last_seen))
-        for fp in victims[: max(1, len(victims) // 10)]:
-            del self._by_id[fp.sql_id]
+        victims = sorted(self._retired.items(), key=lambda kv: (kv[1].calls, kv[1].last_end))
+        for key, _ in victims[: max(1, len(victims) // 10)]:
+            del self._retired[key]
+            self._profiles.pop(key, None)
             self.evicted_fingerprints += 1
 
     def fingerprints(self) -> list[FingerprintStats]:
-        self.drain()
-        with self._mutex:
-            return list(self._by_id.values())
+        return [self._fingerprint(key, acc) for key, acc in self._merged().items()]
 
     def fingerprint(self, sql_id: str) -> FingerprintStats | None:
-        self.drain()
-        return self._by_id.get(sql_id)
+        merged: Accumulator | None = None
+        for accs in self._sources():
+            acc = accs.get(sql_id)
+            if acc is not None:
+                if merged is None:
+                    merged = Accumulator(acc.sql, acc.first_seen)
+                merged.merge(acc)
+        return None if merged is None else self._fingerprint(sql_id, merged)
 
     def latency_snapshot(self) -> LatencyHistogram:
-        """A consistent copy of the all-statement histogram (its count equals statements_total)."""
-        self.drain()
-        with self._mutex:
-            return self._latency.copy()
+        """The all-statement histogram (its count equals statements_total)."""
+        return self.latency
 
     @property
     def cache_hit_ratio(self) -> float | None:
