@@ -1,0 +1,43 @@
+"""Short human forms of durations, ages, sizes and ratios, each fitting a narrow column."""
+
+from __future__ import annotations
+
+from .model import MISSING_TEXT
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return MISSING_TEXT
+    s = max(0.0, seconds)
+    if s < 10:
+        return f"{s:.1f}s"
+    if s < 60:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    if s < 86400:
+        return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+    return f"{int(s // 86400)}d{int(s % 86400 // 3600):02d}h"
+
+
+def age(timestamp: float | None, now: float) -> str:
+    return MISSING_TEXT if timestamp is None else duration(now - timestamp)
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return MISSING_TEXT
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return MISSING_TEXT
+
+
+def percent(ratio: float | None) -> str:
+    return MISSING_TEXT if ratio is None else f"{ratio * 100:.1f}%"
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    return MISSING_TEXT if value is None else f"{value:.{digits}f}"
