@@ -1,0 +1,235 @@
+"""What the action keys do: confirm, re-check the target against the server, act on that id only.
+
+A confirmation names what it will act on as the screen showed it. Before acting, the session is
+read again: if its statement (query id) changed, or it is a different session under the same id
+(other user or connection time), nothing is done and the notification says why. Results and
+server errors come back as notifications, in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .client import ApiFailure, ClientError, NotServed, Unreachable
+from .format import age
+from .model import Alert, field_of, int_, records, str_
+from .panes.base import SessionTarget
+from .screens.confirm import ConfirmScreen
+from .screens.maintenance import MaintenanceScreen
+
+if TYPE_CHECKING:
+    from .app import RdbTop
+
+
+def in_words(exc: ClientError, what: str) -> str:
+    if isinstance(exc, Unreachable):
+        return f"The server cannot be reached, so {what} was not done: {exc}"
+    if isinstance(exc, NotServed):
+        return f"This server does not offer {what} ({exc.message})."
+    if isinstance(exc, ApiFailure):
+        reason = {401: "the server no longer accepts our credentials",
+                  403: "our role is not allowed to do this",
+                  404: "it no longer exists",
+                  409: "it is in a state that does not allow it"}.get(exc.status, f"the server answered {exc.status}")
+        return f"Could not {what}: {reason}. Server says: {exc.message}"
+    return f"Could not {what}: {exc}"
+
+
+class Actions:
+    def __init__(self, app: RdbTop) -> None:
+        self.app = app
+
+    def _run(self, flow: Coroutine[Any, Any, None]) -> None:
+        self.app.run_worker(flow, group="action", exit_on_error=False)
+
+    def _ready(self) -> bool:
+        if self.app.client is None:
+            self.app.notify("Not connected yet.", severity="warning")
+            return False
+        return True
+
+    def _done(self, message: str) -> None:
+        self.app.notify(message, title="done")
+        if self.app.poller is not None:
+            self.app.poller.poll_now()
+
+    def _error(self, message: str) -> None:
+        self.app.notify(message, severity="error", timeout=10)
+
+    def _warn(self, message: str) -> None:
+        self.app.notify(message, severity="warning", timeout=10)
+
+    async def _current(self, t: SessionTarget, what: str) -> dict[str, Any] | None:
+        """The session as the server has it now, or None (and a notification) if it is gone."""
+        assert self.app.client is not None
+        try:
+            body = await self.app.client.get(f"/api/v1/sessions/{t.session_id}")
+        except ApiFailure as exc:
+            if exc.status == 404:
+                self._warn(f"Session {t.session_id} has ended: nothing was {what}.")
+            else:
+                self._error(in_words(exc, f"check session {t.session_id}"))
+            return None
+        except ClientError as exc:
+            self._error(in_words(exc, f"check session {t.session_id}"))
+            return None
+        if not isinstance(body, dict):
+            self._error(f"The server's answer about session {t.session_id} is not a session: nothing was {what}.")
+            return None
+        same_user = t.username is None or str_(body, "username") in (None, t.username)
+        created = int_(body, "created_at")
+        if not same_user or (t.created_at is not None and created is not None and created != t.created_at):
+            self._warn(f"Session {t.session_id} is now a different connection (user {str_(body, 'username')}): "
+                       f"nothing was {what}.")
+            return None
+        return body
+
+    # -- cancel and terminate --------------------------------------------------------------
+
+    def cancel(self, t: SessionTarget | None) -> None:
+        if t is None:
+            self.app.notify("Select a session or a query first.")
+        elif not t.query_id:
+            self.app.notify(f"Session {t.session_id} runs no statement: nothing to cancel.")
+        elif self._ready():
+            self._run(self._cancel(t))
+
+    async def _cancel(self, t: SessionTarget) -> None:
+        answer = await self.app.push_screen_wait(ConfirmScreen(
+            f"Cancel the statement of session {t.session_id}?",
+            [("session", t.session_id), ("user", t.username), ("query", t.query_id), ("SQL", t.sql)],
+            "Only this statement is interrupted; the session stays connected."))
+        if answer is None:
+            self.app.notify("Nothing was cancelled.")
+            return
+        current = await self._current(t, "cancelled")
+        if current is None:
+            return
+        now_id = str_(current, "current_query_id")
+        changed = now_id != t.query_id if "current_query_id" in current else str_(current, "current_query") != t.sql
+        if changed:
+            self._warn(f"The statement of session {t.session_id} changed since the screen was drawn "
+                       f"(was {t.query_id}, now {now_id or 'none'}): nothing was cancelled.")
+            return
+        assert self.app.client is not None
+        try:
+            body = await self.app.client.post(f"/api/v1/query/{t.query_id}/cancel", {"reason": "rdbtop console"})
+        except ClientError as exc:
+            self._error(in_words(exc, f"cancel {t.query_id} of session {t.session_id}"))
+            return
+        self._done(str_(body, "message") or f"Statement {t.query_id} of session {t.session_id} cancelled.")
+
+    def terminate(self, t: SessionTarget | None) -> None:
+        if t is None:
+            self.app.notify("Select a session first.")
+        elif self._ready():
+            self._run(self._terminate(t))
+
+    async def _terminate(self, t: SessionTarget) -> None:
+        answer = await self.app.push_screen_wait(ConfirmScreen(
+            f"Terminate session {t.session_id}?",
+            [("session", t.session_id), ("user", t.username), ("query", t.query_id or "none"), ("SQL", t.sql)],
+            "The session is disconnected; its open transaction is rolled back."))
+        if answer is None:
+            self.app.notify("Nothing was terminated.")
+            return
+        if await self._current(t, "terminated") is None:
+            return
+        assert self.app.client is not None
+        try:
+            await self.app.client.delete(f"/api/v1/sessions/{t.session_id}")
+        except ClientError as exc:
+            self._error(in_words(exc, f"terminate session {t.session_id}"))
+            return
+        self._done(f"Session {t.session_id} ({t.username or '–'}) terminated.")
+
+    # -- alerts, maintenance, backup -----------------------------------------------------------
+
+    def acknowledge(self, alert: Alert | None) -> None:
+        if alert is None:
+            self.app.notify("Select an alert first.")
+        elif alert.status != "firing":
+            self.app.notify(f"Alert {alert.alert_id} is {alert.status}: nothing to acknowledge.")
+        elif self._ready():
+            self._run(self._acknowledge(alert))
+
+    async def _acknowledge(self, alert: Alert) -> None:
+        now = self.app.clock()
+        note = await self.app.push_screen_wait(ConfirmScreen(
+            f"Acknowledge alert {alert.alert_id}?",
+            [("alert", alert.alert_id), ("severity", alert.severity), ("title", alert.title),
+             ("since", age(alert.triggered_at, now))],
+            "Acknowledge it (others see who did)?", note="optional note, e.g. what you are doing about it"))
+        if note is None:
+            self.app.notify("Nothing was acknowledged.")
+            return
+        assert self.app.client is not None
+        try:
+            await self.app.client.post(f"/api/v1/alerts/{alert.alert_id}/acknowledge", {"note": note} if note else None)
+        except ClientError as exc:
+            self._error(in_words(exc, f"acknowledge alert {alert.alert_id}"))
+            return
+        self._done(f"Alert {alert.alert_id} acknowledged.")
+
+    def maintenance(self) -> None:
+        if self._ready():
+            self._run(self._maintenance())
+
+    async def _maintenance(self) -> None:
+        choice = await self.app.push_screen_wait(MaintenanceScreen())
+        if choice is None:
+            return
+        operation, target = choice
+        answer = await self.app.push_screen_wait(ConfirmScreen(
+            f"Run {operation}?", [("operation", operation), ("target", target or "everything"),
+                                  ("server", self.app.source.label)],
+            "It runs on the server as a job; heavy operations slow other sessions."))
+        if answer is None:
+            self.app.notify("No maintenance was started.")
+            return
+        assert self.app.client is not None
+        try:
+            body = await self.app.client.post("/api/v1/admin/maintenance", {"operation": operation, "target": target})
+        except ClientError as exc:
+            self._error(in_words(exc, f"start {operation}"))
+            return
+        job = str_(body, "job_id")
+        self._done(f"{operation} on {target or 'everything'} started" + (f" (job {job})." if job else "."))
+
+    def backup(self) -> None:
+        if self._ready():
+            self._run(self._backup())
+
+    async def _backup(self) -> None:
+        snap = self.app.latest
+        good = [b for b in snap.backups if b.good] if snap else []
+        last = max((b.completion_time or b.start_time or 0 for b in good), default=None)
+        answer = await self.app.push_screen_wait(ConfirmScreen(
+            "Start a full backup?",
+            [("server", self.app.source.label), ("type", "full"),
+             ("last good", "none" if last is None else f"{age(last, self.app.clock())} ago")],
+            "The backup runs on the server while sessions go on."))
+        if answer is None:
+            self.app.notify("No backup was started.")
+            return
+        assert self.app.client is not None
+        try:
+            body = await self.app.client.post("/api/v1/backup/full", {"backup_type": "full"})
+        except ClientError as exc:
+            self._error(in_words(exc, "start a backup"))
+            return
+        self._done(f"Backup {str_(body, 'backup_id') or ''} started ({str_(body, 'status') or 'accepted'}).")
+
+    # -- reads for screens -----------------------------------------------------------------
+
+    async def fingerprint(self, sql_id: str | None) -> tuple[dict[str, Any] | None, str]:
+        """The statistics of one fingerprint (the server has no per-id endpoint: search the profiles)."""
+        if sql_id is None or self.app.client is None:
+            return None, "no fingerprint for this statement"
+        try:
+            body = await self.app.client.get("/api/v1/profiling/queries", page_size=1000)
+        except ClientError as exc:
+            return None, in_words(exc, "read the fingerprint statistics")
+        found = next((p for p in records(field_of(body, "profiles")) if str_(p, "query_id") == sql_id), None)
+        return found, "" if found else f"no statistics for fingerprint {sql_id} yet"

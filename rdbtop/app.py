@@ -1,0 +1,398 @@
+"""The console: panes on a tab bar, one polling worker, global keys, and the actions behind them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from .actions import Actions
+from .client import ClientError, RdbClient
+from .config import Settings, user_themes_dir
+from .format import duration
+from .model import Snapshot
+from .panes import PANES
+from .panes.base import Filter, History, Pane, SessionTarget, View
+from .panes.queries import QueriesPane
+from .panes.sessions import SessionsPane
+from .poller import ASH_WINDOWS, MAX_BACKOFF, Poller
+from .safe import safe_text
+from .screens.detail import DetailScreen
+from .screens.filter import FilterScreen
+from .screens.help import HelpScreen
+from .sources import Source
+from .themes import DEFAULT_THEME, MONOCHROME_THEME, SHIPPED, VARIABLE_DEFAULTS, Palette, load_themes
+from .widgets.banner import Banner
+
+MUTATING = {"cancel_query", "terminate", "acknowledge", "maintenance", "backup"}
+PROMPTING = {"filter"} | MUTATING
+SESSION_PANES = {"sessions", "queries", "locks"}
+# what each key does, for the help screen (the footer shows the short descriptions)
+KEY_HELP = [
+    ("1-7", "switch pane: overview, sessions, queries, locks, ASH, alerts, backups (or click the tab bar)"),
+    ("↑ ↓ PgUp PgDn", "move the selection"), ("Enter", "queries: details (full SQL, plan, fingerprint stats)"),
+    ("/", "filter sessions and queries: text, user:NAME, state:NAME, app:NAME"),
+    ("s", "next sort order of this pane"), ("i", "hide or show idle sessions"),
+    ("g", "on a waiting session: jump to its root blocker"), ("w", "ASH: window 5, 15 or 60 minutes"),
+    ("space", "pause the display (polling goes on)"), ("+ / -", "refresh less / more often"),
+    ("r", "refresh now"), ("t", "next theme"), ("ctrl+p", "command palette"), ("?", "this help"), ("q", "quit"),
+]
+KEY_HELP_MUTATING = [
+    ("k", "cancel the selected session's statement (asks first)"),
+    ("K", "terminate the selected session (asks first)"),
+    ("a", "alerts: acknowledge the selected alert, with an optional note (asks first)"),
+    ("m", "maintenance: vacuum, analyze, reindex or checkpoint, on a target (asks first)"),
+    ("b", "start a full backup (asks first)"),
+]
+
+
+class RdbTop(App[int]):
+    TITLE = "rdbtop"
+    CSS = """
+    Screen { layout: vertical; }
+    #status { height: 1; background: $panel; color: $text; padding: 0 1; }
+    TabbedContent { height: 1fr; }
+    TabPane { padding: 0; }
+    .stale KeyedTable, .stale Static, .stale LinePlot { text-opacity: 55%; }
+    Screen.kiosk Footer { display: none; }
+    """
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("k", "cancel_query", "Cancel"),
+        Binding("K", "terminate", "Terminate"),
+        Binding("g", "root_blocker", "Root blocker"),
+        Binding("a", "acknowledge", "Ack"),
+        Binding("w", "ash_window", "Window"),
+        Binding("space", "pause", "Pause"),
+        Binding("s", "sort", "Sort", show=False),
+        Binding("i", "hide_idle", "Idle", show=False),
+        Binding("plus", "slower", "Slower", show=False),
+        Binding("minus", "faster", "Faster", show=False),
+        Binding("r", "refresh_now", "Refresh", show=False),
+        Binding("t", "next_theme", "Theme", show=False),
+        Binding("m", "maintenance", "Maint.", show=False),
+        Binding("b", "backup", "Backup", show=False),
+        *(Binding(str(i), f"pane('{pane.key}')", pane.title, show=False) for i, pane in enumerate(PANES, 1)),
+    ]
+
+    def __init__(self, settings: Settings, source: Source, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.settings = settings
+        self.source = source
+        self.clock = clock
+        self.monochrome = "NO_COLOR" in os.environ
+        themes, self.theme_problems = load_themes(SHIPPED, user_themes_dir())
+        for theme in themes:
+            self.register_theme(theme)
+        self.theme_names = [MONOCHROME_THEME, "ansi-light"] if self.monochrome else [t.name for t in themes]
+        wanted = settings.theme or (MONOCHROME_THEME if self.monochrome else DEFAULT_THEME)
+        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        self.client: RdbClient | None = None
+        self.poller: Poller | None = None
+        self.latest: Snapshot | None = None  # what the last poll brought
+        self.shown: Snapshot | None = None  # what the screen shows (older while paused)
+        self.history = History()
+        self.filter = Filter()
+        self.hide_idle = False
+        self.paused = False
+        self.sorts: dict[str, int] = {}
+        self.ash_window = ASH_WINDOWS[1]
+        self.interval = settings.interval
+        self.down_since: float | None = None
+        self.down_reason = ""
+        self.retry_in = 0.0
+        self.actions = Actions(self)
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield Banner(id="banner")
+        with TabbedContent(id="panes", initial="overview"):
+            for i, pane in enumerate(PANES, 1):
+                with TabPane(f"{i} {pane.title}", id=pane.key):
+                    yield pane(id=f"pane-{pane.key}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_css(animate=False)  # a theme named by TEXTUAL_THEME would otherwise keep default colours
+        if self.settings.watch:
+            self.screen.add_class("kiosk")
+            self.query_one("#pane-overview").add_class("kiosk")
+            if self.settings.rotate:
+                self.set_interval(self.settings.rotate, self.action_next_pane)
+        for problem in self.theme_problems:
+            self.notify(safe_text(problem, 200).plain, title="theme not loaded", severity="warning")
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.set_interval(1.0, self._tick)
+        self._update_status()
+        self.poll()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for i, pane in enumerate(PANES, 1):
+            yield SystemCommand(f"Pane: {pane.title}", f"show the {pane.title} pane (key {i})",
+                                partial(self.action_pane, pane.key))
+        yield SystemCommand("Pause or resume", "freeze the display; polling goes on", self.action_pause)
+
+    @property
+    def pane(self) -> Pane:
+        return self.query_one(f"#pane-{self.query_one(TabbedContent).active}", Pane)
+
+    def pane_of(self, kind: type[Pane]) -> Any:
+        return self.query_one(f"#pane-{kind.key}", kind)
+
+    def view(self) -> View:
+        variables = self.current_theme.variables if self.current_theme else {}
+        return View(now=self.clock(), palette=Palette.of(variables, self.monochrome), filter=self.filter,
+                    hide_idle=self.hide_idle, sort=self.sorts.get(self.pane.key, 0), ash_window=self.ash_window,
+                    history=self.history, backup_max_age_seconds=self.settings.backup_max_age_hours * 3600,
+                    kiosk=self.settings.watch)
+
+    def draw(self) -> None:
+        if self.shown is not None:
+            self.pane.show(self.shown, self.view())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING and not self.settings.mutations_allowed:
+            return False  # hidden and inert: read-only and watch mode have no actions at all
+        if action in PROMPTING and self.settings.watch:
+            return False
+        if not self.is_mounted or not self.query(TabbedContent):
+            return True
+        active = self.query_one(TabbedContent).active
+        if action in ("cancel_query", "terminate", "root_blocker"):
+            return active in SESSION_PANES
+        if action == "acknowledge":
+            return active == "alerts"
+        if action == "ash_window":
+            return active == "ash"
+        return True
+
+    # -- polling ---------------------------------------------------------------------------
+
+    @work(exclusive=True, group="poll")
+    async def poll(self) -> None:
+        failures = 0
+        while self.client is None:
+            try:
+                self.client = await self.source.open()
+            except Exception as exc:  # any start-up failure (engine, login) is shown, then retried
+                failures += 1
+                delay = min(MAX_BACKOFF, self.interval * 2 ** min(failures - 1, 6))
+                reason = str(exc) if isinstance(exc, ClientError) else f"{type(exc).__name__}: {exc}"
+                self.failed(ClientError(reason), delay)
+                await asyncio.sleep(delay)
+        self.poller = Poller(self.client, self.interval, self.clock)
+        self.poller.ash_window = self.ash_window
+        self.poller.want_ash_top = self.query_one(TabbedContent).active == "ash"
+        await self.poller.run(self.deliver, self.failed)
+
+    def deliver(self, snap: Snapshot) -> None:
+        self.latest = snap
+        self.history.add(snap)
+        if self.down_since is not None:
+            self.notify(f"The server answers again after {duration(self.clock() - self.down_since)}.",
+                        title="reconnected")
+            self.down_since = None
+            self.query_one(Banner).hide()
+            self.query_one(TabbedContent).remove_class("stale")
+        if not self.paused:
+            self.shown = snap
+            self.draw()
+        self._update_status()
+
+    def failed(self, exc: ClientError, retry_in: float) -> None:
+        if self.down_since is None:
+            self.down_since = self.clock()
+            self.query_one(TabbedContent).add_class("stale")
+        self.down_reason = str(exc)
+        self.retry_in = retry_in
+        self._show_banner()
+
+    def _show_banner(self) -> None:
+        if self.down_since is not None:
+            self.query_one(Banner).show_down(self.down_since, self.down_reason, self.retry_in,
+                                             self.latest.taken_at if self.latest else None, self.clock())
+
+    def _tick(self) -> None:
+        self._show_banner()
+        self._update_status()
+
+    def _update_status(self) -> None:
+        mode = "WATCH" if self.settings.watch else "READ-ONLY" if self.settings.read_only else "operator"
+        parts = [Text("rdbtop", style="bold"), Text(" · "), safe_text(self.source.label, 40), Text(f" · {mode}"),
+                 Text(f" · every {duration(self.interval).removesuffix('.0s') + 's' if self.interval < 10 else duration(self.interval)}")]
+        if self.latest is not None:
+            parts.append(Text(f" · {time.strftime('%H:%M:%S', time.localtime(self.latest.taken_at))}"))
+        elif self.down_since is None:
+            parts.append(Text(" · connecting…"))
+        if self.paused:
+            parts.append(Text(" · PAUSED (space resumes)", style="bold reverse"))
+        self.query_one("#status", Static).update(Text.assemble(*parts))
+
+    # -- navigation and view keys ------------------------------------------------------------
+
+    def action_pane(self, key: str) -> None:
+        self.query_one(TabbedContent).active = key
+
+    def action_next_pane(self) -> None:
+        keys = [p.key for p in PANES]
+        tabs = self.query_one(TabbedContent)
+        tabs.active = keys[(keys.index(tabs.active) + 1) % len(keys)]
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if self.poller is not None:
+            self.poller.want_ash_top = event.pane.id == "ash"
+            if event.pane.id == "ash":
+                self.poller.poll_now()
+        self.call_after_refresh(self.draw)
+        self.refresh_bindings()
+
+    def action_help(self) -> None:
+        keys = KEY_HELP + ([] if not self.settings.mutations_allowed else KEY_HELP_MUTATING)
+        note = ("Watch mode: a read-only kiosk; no action keys and no prompts." if self.settings.watch else
+                "Read-only: cancel, terminate, acknowledge, maintenance and backup are switched off."
+                if self.settings.read_only else
+                "Actions act on the id shown in the confirmation and nothing else. Results and server errors "
+                "appear as notifications.")
+        self.push_screen(HelpScreen(keys, note))
+
+    def action_filter(self) -> None:
+        def apply(text: str | None) -> None:
+            if text is not None:
+                self.filter = Filter(text)
+                self.draw()
+
+        self.push_screen(FilterScreen(self.filter.text), apply)
+
+    def action_sort(self) -> None:
+        pane = self.pane
+        if not pane.sorts:
+            self.notify(f"The {pane.title} pane has one order only.")
+            return
+        self.sorts[pane.key] = (self.sorts.get(pane.key, 0) + 1) % len(pane.sorts)
+        self.notify(f"{pane.title}: sorted by {pane.sorts[self.sorts[pane.key]]}")
+        self.draw()
+
+    def action_hide_idle(self) -> None:
+        self.hide_idle = not self.hide_idle
+        self.notify("Idle sessions hidden." if self.hide_idle else "Idle sessions shown.")
+        self.draw()
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self.shown = self.latest
+            self.draw()
+        self._update_status()
+
+    def _set_interval(self, direction: int) -> None:
+        if self.poller is not None:
+            self.interval = self.poller.step_interval(direction)
+        self.notify(f"Refreshing every {duration(self.interval)}.")
+        self._update_status()
+
+    def action_slower(self) -> None:
+        self._set_interval(+1)
+
+    def action_faster(self) -> None:
+        self._set_interval(-1)
+
+    def action_refresh_now(self) -> None:
+        if self.poller is not None:
+            self.poller.poll_now()
+
+    def action_next_theme(self) -> None:
+        names = self.theme_names
+        self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
+        self.notify(f"Theme: {self.theme}")
+
+    def _theme_changed(self, _theme: object) -> None:
+        if self.shown is not None:
+            for table in self.query("KeyedTable"):
+                table.sync(table._rows, force=True)  # type: ignore[attr-defined]
+            self.draw()
+
+    def action_ash_window(self) -> None:
+        self.ash_window = ASH_WINDOWS[(ASH_WINDOWS.index(self.ash_window) + 1) % len(ASH_WINDOWS)]
+        if self.poller is not None:
+            self.poller.ash_window = self.ash_window
+            self.poller.poll_now()
+        self.notify(f"ASH window: {self.ash_window // 60} minutes")
+        self.draw()
+
+    def selected_target(self) -> SessionTarget | None:
+        return self.pane.target(self.shown) if self.shown is not None else None
+
+    def action_root_blocker(self) -> None:
+        target = self.selected_target()
+        if target is None or self.shown is None:
+            self.notify("Select a waiting session first.")
+            return
+        root = self.shown.root_blocker_of(target.session_id)
+        if root is None:
+            self.notify(f"Session {target.session_id} is not waiting for anyone.")
+            return
+        if self.filter.text:
+            self.filter = Filter()
+            self.notify("Filter cleared to show the root blocker.")
+        self.action_pane("sessions")
+        self.call_after_refresh(self._select_root, root)
+
+    def _select_root(self, root: int) -> None:
+        self.draw()
+        sessions = self.pane_of(SessionsPane)
+        if sessions.select_session(root):
+            sessions.query_one("KeyedTable").focus()
+            self.notify(f"Root blocker: session {root}.")
+        else:
+            self.notify(f"Root blocker is session {root}, which is not in the session list.", severity="warning")
+
+    def on_data_table_row_selected(self) -> None:
+        if self.query_one(TabbedContent).active == "queries" and self.shown is not None:
+            query = self.pane_of(QueriesPane).selected(self.shown)
+            if query is not None:
+                self.open_detail(query)
+
+    @work(group="detail")
+    async def open_detail(self, query: Any) -> None:
+        profile, note = await self.actions.fingerprint(query.sql_id)
+        await self.push_screen(DetailScreen(query, profile, note))
+
+    # -- actions (the flows live in actions.py) ------------------------------------------------
+
+    def action_cancel_query(self) -> None:
+        self.actions.cancel(self.selected_target())
+
+    def action_terminate(self) -> None:
+        self.actions.terminate(self.selected_target())
+
+    def action_acknowledge(self) -> None:
+        from .panes.alerts import AlertsPane
+
+        self.actions.acknowledge(self.pane_of(AlertsPane).selected(self.shown) if self.shown else None)
+
+    def action_maintenance(self) -> None:
+        self.actions.maintenance()
+
+    def action_backup(self) -> None:
+        self.actions.backup()
+
+    async def on_unmount(self) -> None:
+        await self.source.close()

@@ -1,0 +1,141 @@
+"""What every pane shares: the view settings it draws with, the note for an area the server
+does not serve, and the selection that actions act on."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from ..model import Session, Snapshot
+from ..safe import safe_text
+from ..themes import Palette
+
+HISTORY_POINTS = 300
+
+
+@dataclass
+class History:
+    """The overview's series, one point per poll."""
+
+    statements: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    active: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    waiting: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    cache_hit: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    cpu: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+
+    def add(self, snap: Snapshot) -> None:
+        o = snap.overview
+        by_state = o.sessions_by_state
+        self.statements.append(o.statements_per_second or 0.0)
+        self.active.append(float(by_state.get("active", 0)))
+        self.waiting.append(float(by_state.get("waiting", 0)))
+        self.cache_hit.append((o.cache_hit_ratio or 0.0) * 100)
+        self.cpu.append(o.cpu_percent or 0.0)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """`/` filter: words match anywhere; user:, state:, app: match that field (all must match)."""
+
+    text: str = ""
+
+    def _terms(self) -> list[tuple[str | None, str]]:
+        out: list[tuple[str | None, str]] = []
+        for word in self.text.lower().split():
+            name, sep, value = word.partition(":")
+            out.append((name, value) if sep and name in ("user", "state", "app") else (None, word))
+        return out
+
+    def matches(self, fields: dict[str, object]) -> bool:
+        values = {k: ("" if v is None else str(v)).lower() for k, v in fields.items()}
+        everything = " ".join(values.values())
+        for name, value in self._terms():
+            if name is None and value not in everything:
+                return False
+            if name is not None and value not in values.get(name, ""):
+                return False
+        return True
+
+    def session(self, s: Session) -> bool:
+        return self.matches({"id": s.session_id, "user": s.username, "app": s.application, "state": s.state,
+                             "client": s.client, "sql": s.sql, "wait": s.wait_event})
+
+
+@dataclass
+class View:
+    now: float
+    palette: Palette
+    filter: Filter = Filter()
+    hide_idle: bool = False
+    sort: int = 0
+    ash_window: int = 900
+    history: History = field(default_factory=History)
+    backup_max_age_seconds: float = 26 * 3600
+    kiosk: bool = False
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    """A session as the screen showed it when an action was asked for."""
+
+    session_id: int
+    username: str | None
+    query_id: str | None
+    sql: str | None
+    created_at: int | None
+
+
+class Pane(Vertical):
+    """A pane shows one area of the snapshot; `note` replaces it when the server does not serve it."""
+
+    DEFAULT_CSS = """
+    Pane { height: 1fr; }
+    Pane > .note { display: none; color: $text-muted; padding: 1 2; }
+    Pane.unserved > .note { display: block; }
+    Pane.unserved > .body { display: none; }
+    Pane .caption { height: 1; }
+    """
+    area: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    key: ClassVar[str] = ""
+    sorts: ClassVar[tuple[str, ...]] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="note")
+        with Vertical(classes="body"):
+            yield from self.compose_body()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def show(self, snap: Snapshot, view: View) -> None:
+        missing = snap.missing.get(self.area)
+        self.set_class(missing is not None, "unserved")
+        if missing is not None:
+            self.query_one(".note", Static).update(safe_text(f"{self.title}: {missing}. The pane is hidden.", 200))
+            return
+        self.draw(snap, view)
+
+    def draw(self, snap: Snapshot, view: View) -> None:
+        raise NotImplementedError
+
+    def set_caption(self, text: str) -> None:
+        self.query_one(".caption", Static).update(safe_text(text, self.size.width or 200, style="dim"))
+
+    def target(self, snap: Snapshot) -> SessionTarget | None:
+        """The session under the cursor, for cancel, terminate and `g`."""
+        return None
+
+
+def session_target(snap: Snapshot, session_id: int | None) -> SessionTarget | None:
+    if session_id is None:
+        return None
+    s = next((s for s in snap.sessions if s.session_id == session_id), None)
+    if s is None:
+        return SessionTarget(session_id, None, None, None, None)
+    return SessionTarget(s.session_id, s.username, s.query_id, s.sql, s.created_at)

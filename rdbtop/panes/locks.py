@@ -1,0 +1,85 @@
+"""Locks: the blocking tree (root blocker, then who waits behind it), the lock list, deadlocks."""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from ..format import duration
+from ..model import Snapshot
+from ..safe import safe_text
+from ..widgets.table import Column, KeyedTable, Row
+from .base import Pane, SessionTarget, View, session_target
+
+TREE = [
+    Column("session", "Blocker → waiters", 18), Column("user", "User", 10), Column("waiting", "Waiting", 8, right=True),
+    Column("resource", "Waits for", 18, drop=1), Column("sql", "SQL"),
+]
+LOCKS = [
+    Column("session", "Sess", 6, right=True), Column("mode", "Mode", 10), Column("resource", "Resource", 22),
+    Column("type", "Type", 7, drop=2), Column("granted", "Status", 8), Column("blocked_by", "Waits on", 12),
+    Column("txn", "Txn", 8, right=True, drop=1),
+]
+DEADLOCKS_SHOWN = 3
+
+
+class LocksPane(Pane):
+    area, title, key = "locks", "Locks", "locks"
+    DEFAULT_CSS = """
+    LocksPane #locks-tree { height: 2fr; }
+    LocksPane #locks-list { height: 1fr; }
+    LocksPane .deadlocks { height: auto; max-height: 4; }
+    """
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(classes="caption")
+        yield KeyedTable(TREE, id="locks-tree")
+        yield KeyedTable(LOCKS, id="locks-list")
+        yield Static(classes="deadlocks")
+
+    def draw(self, snap: Snapshot, view: View) -> None:
+        p = view.palette
+        rows = []
+        for root in snap.blocking_tree:
+            for depth, key, node in root.walk():
+                label = f"{'  ' * (depth - 1)}└ {node.session_id}" if depth else f"■ {node.session_id} ({root.count()})"
+                rows.append(Row(key, {"session": label, "user": node.username,
+                                      "waiting": duration(node.wait_seconds) if depth else "",
+                                      "resource": node.resource or ("root blocker" if not depth else None),
+                                      "sql": node.sql or ""},
+                                style=p.critical if not depth else p.waiting))
+        self.query_one("#locks-tree", KeyedTable).sync(rows)
+        locks = sorted(snap.locks, key=lambda lk: (lk.granted is not False, lk.resource or "", lk.session_id or 0))
+        self.query_one("#locks-list", KeyedTable).sync([Row(lk.lock_id, {
+            "session": lk.session_id, "mode": lk.mode, "resource": lk.resource, "type": lk.resource_type,
+            "granted": "held" if lk.granted else "WAITING" if lk.granted is False else None,
+            "blocked_by": ",".join(map(str, lk.blocked_by)), "txn": lk.transaction_id},
+            style=p.waiting if lk.granted is False else "") for lk in locks])
+        waiters = sum(root.count() for root in snap.blocking_tree)
+        self.set_caption(f"{len(snap.blocking_tree)} root blockers, {waiters} waiting · {len(snap.locks)} locks · "
+                         "g: jump to root blocker · Tab: next table")
+        lines = [safe_text(
+            f"deadlock {d.deadlock_id} at "
+            f"{time.strftime('%H:%M:%S', time.localtime(d.detected_at)) if d.detected_at else '–'}: "
+            f"sessions {', '.join(map(str, d.sessions)) or '–'} on {', '.join(d.resources) or '–'}; "
+            f"victim session {d.victim_session if d.victim_session is not None else '–'}",
+            self.size.width or 200, style=p.critical) for d in snap.deadlocks[:DEADLOCKS_SHOWN]]
+        text = safe_text("no deadlocks", 40, style=p.muted) if not lines else lines[0]
+        for line in lines[1:]:
+            text.append("\n")
+            text.append_text(line)
+        self.query_one(".deadlocks", Static).update(text)
+
+    def target(self, snap: Snapshot) -> SessionTarget | None:
+        tree = self.query_one("#locks-tree", KeyedTable)
+        table = tree if tree.has_focus or not self.query_one("#locks-list", KeyedTable).has_focus else \
+            self.query_one("#locks-list", KeyedTable)
+        key = table.selected_key
+        if key is None:
+            return None
+        if table is tree:
+            return session_target(snap, int(key.rsplit("/", 1)[1]))
+        lock = next((lk for lk in snap.locks if lk.lock_id == key), None)
+        return session_target(snap, lock.session_id if lock else None)

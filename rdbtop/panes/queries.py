@@ -1,0 +1,67 @@
+"""Queries: the statements running now, longest first; Enter opens one in full."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from ..format import duration
+from ..model import ActiveQuery, Snapshot
+from ..widgets.table import Column, KeyedTable, Row
+from .base import Pane, SessionTarget, View
+
+COLUMNS = [
+    Column("session", "Sess", 6, right=True), Column("query", "Query", 8, drop=2), Column("user", "User", 10),
+    Column("elapsed", "Elapsed", 8, right=True), Column("wait", "Wait", 18, drop=1),
+    Column("blocker", "Blk", 5, right=True, drop=3), Column("sql", "SQL"),
+]
+SORTS = ("elapsed", "session", "user")
+
+
+class QueriesPane(Pane):
+    area, title, key, sorts = "queries", "Queries", "queries", SORTS
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(classes="caption")
+        yield KeyedTable(COLUMNS, id="queries-table")
+
+    def visible(self, snap: Snapshot, view: View) -> list[ActiveQuery]:
+        by_id = {s.session_id: s for s in snap.sessions}
+        shown = []
+        for q in snap.queries:
+            s = by_id.get(q.session_id) if q.session_id is not None else None
+            if view.filter.matches({"id": q.session_id, "user": q.username, "sql": q.sql, "wait": q.wait_event,
+                                    "state": q.status, "app": s.application if s else None}):
+                shown.append(q)
+        name = SORTS[view.sort % len(SORTS)]
+        if name == "session":
+            return sorted(shown, key=lambda q: q.session_id or 0)
+        if name == "user":
+            return sorted(shown, key=lambda q: (q.username or "", -(q.elapsed_ms or 0)))
+        return sorted(shown, key=lambda q: -(q.elapsed_ms or 0))
+
+    def draw(self, snap: Snapshot, view: View) -> None:
+        p = view.palette
+        shown = self.visible(snap, view)
+        rows = [Row(q.query_id, {
+            "session": q.session_id, "query": q.query_id, "user": q.username,
+            "elapsed": duration(None if q.elapsed_ms is None else q.elapsed_ms / 1000),
+            "wait": q.wait_event or q.operation, "blocker": q.blocking_session or "", "sql": q.sql or ""},
+            style=p.waiting if q.blocking_session is not None or q.status == "waiting" else "") for q in shown]
+        self.query_one(KeyedTable).sync(rows)
+        caption = f"{len(shown)} running statements · sort: {SORTS[view.sort % len(SORTS)]} · Enter: details"
+        if view.filter.text:
+            caption += f" · filter: {view.filter.text}"
+        self.set_caption(caption)
+
+    def selected(self, snap: Snapshot) -> ActiveQuery | None:
+        key = self.query_one(KeyedTable).selected_key
+        return next((q for q in snap.queries if q.query_id == key), None)
+
+    def target(self, snap: Snapshot) -> SessionTarget | None:
+        q = self.selected(snap)
+        if q is None or q.session_id is None:
+            return None
+        s = next((s for s in snap.sessions if s.session_id == q.session_id), None)
+        # the query id is the one this row showed, even if the session list has moved on
+        return SessionTarget(q.session_id, q.username, q.query_id, q.sql, s.created_at if s else None)

@@ -1,0 +1,67 @@
+"""Asking before acting: the dialog names exactly what will be acted on; `y` acts, anything else not."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from ..safe import safe_text
+
+DIALOG_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{ width: 76; max-width: 100%; height: auto; max-height: 90%; border: thick $warning;
+                     background: $surface; padding: 0 1; }}
+{name} .title {{ text-style: bold; color: $warning; }}
+{name} Horizontal {{ height: auto; align: right middle; }}
+{name} Button {{ margin: 0 1; min-width: 10; }}
+"""
+
+
+class ConfirmScreen(ModalScreen[str | None]):
+    """Returns None when declined; the note (maybe empty) when confirmed."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmScreen")
+    BINDINGS = [Binding("y", "answer(True)", "yes", show=False), Binding("n", "answer(False)", "no", show=False),
+                Binding("escape", "answer(False)", "no", show=False)]
+
+    def __init__(self, title: str, facts: list[tuple[str, object]], question: str, note: str | None = None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.facts = facts
+        self.question = question
+        self.note_placeholder = note
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(safe_text(self.title_text, 70), classes="title")
+            facts = Text(end="")
+            for i, (label, value) in enumerate(self.facts):
+                if i:
+                    facts.append("\n")
+                facts.append(f"{label:>10}  ", style="bold")
+                facts.append_text(safe_text(value, 58))
+            yield Static(facts, classes="facts")
+            if self.note_placeholder is not None:
+                yield Input(placeholder=self.note_placeholder, id="note", max_length=500)
+            yield Static(self.question)
+            with Horizontal():
+                yield Button("Yes (y)", variant="error", id="yes")
+                yield Button("No (n, Esc)", variant="primary", id="no")
+
+    def on_mount(self) -> None:
+        # the safe choice has the focus, so an Enter typed out of habit does nothing
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_answer(event.button.id == "yes")
+
+    def on_input_submitted(self) -> None:
+        self.query_one("#yes", Button).focus()
+
+    def action_answer(self, yes: bool) -> None:
+        note = self.query_one("#note", Input).value if self.note_placeholder is not None else ""
+        self.dismiss(note if yes else None)

@@ -1,0 +1,64 @@
+"""Where the console's data comes from: a remote server by URL, or an engine in this process.
+
+Both hand the app the same RdbClient; only the transport differs. The embedded engine starts in
+a thread, so the console draws its first frame while the engine loads its demo data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from .client import Credentials, RdbClient
+
+
+class Source(Protocol):
+    label: str
+
+    async def open(self) -> RdbClient: ...
+
+    async def close(self) -> None: ...
+
+
+class RemoteSource:
+    def __init__(self, url: str, credentials: Credentials, user: str | None = None,
+                 password: str | None = None) -> None:
+        self.label = url
+        self._client = RdbClient(url, credentials)
+        self._login = (user, password) if user else None
+
+    async def open(self) -> RdbClient:
+        if self._login and not self._client.credentials.token:
+            await self._client.login(*self._login)  # type: ignore[arg-type]
+        return self._client
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class EmbeddedSource:
+    """An in-process engine (rdbtop.embedded), started on first open."""
+
+    def __init__(self, data: str | None, demo: bool, seed: int, sessions: int, read_only: bool) -> None:
+        self.label = "embedded engine" + (f" ({data})" if data else "")
+        self._args = (data, demo, seed, sessions, "monitor" if read_only else "operator")
+        self._engine = None
+        self._client: RdbClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> RdbClient:
+        async with self._lock:
+            if self._client is None:
+                from .embedded import EmbeddedEngine  # the engine's imports cost time: only when embedded
+
+                engine = EmbeddedEngine(*self._args)
+                await asyncio.to_thread(engine.start)
+                self._engine = engine
+                self._client = engine.client()
+            return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        if self._engine is not None:
+            await asyncio.to_thread(self._engine.stop)
