@@ -6,11 +6,12 @@ the API, an operator cancelling) only read its fields or ask it to stop.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import apsw
 
@@ -61,9 +62,9 @@ class SessionCounters:
     cache_misses: int = 0
 
 
-@dataclass(frozen=True)
-class SessionInfo:
-    """A consistent-enough copy of a session's fields for readers in other threads."""
+class SessionInfo(NamedTuple):
+    """A consistent-enough copy of a session's fields for readers in other threads; a tuple,
+    since the API builds one per session per request."""
 
     session_id: int
     username: str
@@ -153,7 +154,7 @@ class Session:
             blockers[0] if blockers else None, blockers,
             stmt.query_id if stmt else None, stmt.sql if stmt else None, stmt.sql_id if stmt else None,
             stmt.started_at if stmt else None, txn.id if txn else None, txn.started_at if txn else None,
-            SessionCounters(**vars(self.counters)))
+            dataclasses.replace(self.counters))
 
     # -- state -------------------------------------------------------------------------------
 

@@ -229,12 +229,12 @@ class StatementStats:
         for key, acc in list(accs.items()):
             mine = retired.get(key)
             if mine is None:
-                if len(retired) >= self._config.stats_max_fingerprints:
-                    self._evict()
                 retired[key] = acc
             else:
                 mine.merge(acc)
         accs.clear()
+        while len(retired) > self._config.stats_max_fingerprints:
+            self._evict()
 
     def record(self, stmt: Statement, accs: Accumulators | None = None) -> None:
         """Count a finished statement into the session's accumulators (or the engine's own)."""
@@ -370,7 +370,10 @@ class StatementStats:
             self.evicted_fingerprints += 1
 
     def fingerprints(self) -> list[FingerprintStats]:
-        return [self._fingerprint(key, acc) for key, acc in self._merged().items()]
+        """At most stats_max_fingerprints, the most called first kept: sessions still hold
+        theirs until they fold them in, so the sum of all may briefly run over."""
+        merged = sorted(self._merged().items(), key=lambda kv: -kv[1].calls)[: self._config.stats_max_fingerprints]
+        return [self._fingerprint(key, acc) for key, acc in merged]
 
     def fingerprint(self, sql_id: str) -> FingerprintStats | None:
         merged: Accumulator | None = None

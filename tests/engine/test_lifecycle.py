@@ -11,8 +11,9 @@ from engine.errors import Conflict, InvalidInput, SessionTerminated, TooManyConn
 from enginetest import ENDLESS_SQL, TEST_CONFIG, wait_for_state, wait_until
 
 
-def engine_threads() -> list[str]:
-    return sorted(t.name for t in threading.enumerate() if t.name.startswith("engine-"))
+def engine_threads() -> list[threading.Thread]:
+    # threads, not names: an engine another test left open has threads of the same names
+    return sorted((t for t in threading.enumerate() if t.name.startswith("engine-")), key=lambda t: t.ident or 0)
 
 
 def test_start_runs_the_services_and_close_stops_them_all() -> None:
@@ -23,7 +24,7 @@ def test_start_runs_the_services_and_close_stops_them_all() -> None:
         names = {s.name for s in engine.services}
         assert {"ash", "deadlock", "stats"} <= names  # later issues add services of their own
         assert all(s.alive for s in engine.services)
-        assert set(engine_threads()) - set(before) >= {f"engine-{n}" for n in names}
+        assert {t.name for t in set(engine_threads()) - set(before)} >= {f"engine-{n}" for n in names}
         started = len(engine_threads())
         assert engine.start() is engine and len(engine_threads()) == started  # start twice: no-op
     finally:

@@ -92,7 +92,8 @@ def test_fingerprint_table_is_bounded(make_engine) -> None:
     for i in range(25):
         s.execute(f"SELECT {i} AS c{i}")  # a different column name each time: 25 fingerprints
     assert len(engine.stats.fingerprints()) <= 10
-    assert engine.stats.evicted_fingerprints >= 15
+    # the session hands its 10 over when it holds 10; the engine's table drops the least called
+    assert engine.stats.evicted_fingerprints >= 10
 
 
 # -- profile data from trace_v2 ---------------------------------------------------------------

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from ...sessions import SessionInfo as EngineSessionInfo
 from ...sessions import SessionState
 from ..deps import EngineDep, Monitor, Operator
 from ..models import DATABASE_NAME, SessionInfo
@@ -15,10 +17,11 @@ from ..pagination import Pages, Paginated, paginate
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
 SessionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# Sort keys on the engine's SessionInfo tuples, so only the requested page becomes JSON.
 _SORT = {
-    "session_id": lambda s: s.session_id, "username": lambda s: s.username, "state": lambda s: s.state,
-    "created_at": lambda s: s.created_at, "last_activity": lambda s: s.last_activity,
-    "state_seconds": lambda s: s.state_seconds, "application_name": lambda s: s.application_name,
+    "session_id": lambda s: s.session_id, "username": lambda s: s.username, "state": lambda s: s.state.value,
+    "created_at": lambda s: s.connected_at, "last_activity": lambda s: s.last_activity,
+    "state_seconds": lambda s: -s.state_since, "application_name": lambda s: s.application_name,
 }
 
 
@@ -48,21 +51,24 @@ class SessionStats(BaseModel):
     max_connections: int
 
 
-def _sessions(engine: EngineDep, state: SessionState | None = None, username: str | None = None) -> list[SessionInfo]:
-    now = engine.clock.time()
-    out = [SessionInfo.of(s, now) for s in engine.sessions()]
-    return [s for s in out if (state is None or s.state == state.value) and (username is None or s.username == username)]
+def _infos(engine: EngineDep, state: SessionState | None = None, username: str | None = None) -> list[EngineSessionInfo]:
+    return [s for s in engine.sessions() if (state is None or s.state is state) and (username is None or s.username == username)]
 
 
 @router.get("/sessions", response_model=Paginated[SessionInfo])
 def list_sessions(engine: EngineDep, _: Monitor, pages: Pages,
                   state: Annotated[SessionState | None, Query(description="only sessions in this state")] = None,
-                  username: Annotated[str | None, Query(max_length=256)] = None) -> dict:
-    return paginate(_sessions(engine, state, username), pages, _SORT)
+                  username: Annotated[str | None, Query(max_length=256)] = None) -> JSONResponse:
+    page = paginate(_infos(engine, state, username), pages, _SORT)
+    now = engine.clock.time()
+    page["data"] = [SessionInfo.of(s, now) for s in page["data"]]
+    # built from typed engine fields to the model's shape already: checking a thousand rows again
+    # would cost more than building them
+    return JSONResponse(page)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionInfo)
-def get_session(engine: EngineDep, _: Monitor, session_id: SessionId) -> SessionInfo:
+def get_session(engine: EngineDep, _: Monitor, session_id: SessionId) -> dict:
     return SessionInfo.of(engine.session(session_id).info(), engine.clock.time())
 
 
@@ -72,25 +78,26 @@ def terminate_session(engine: EngineDep, who: Operator, session_id: SessionId) -
     return Response(status_code=204)
 
 
-def _connection(s: SessionInfo, now: float) -> ConnectionInfo:
-    return ConnectionInfo(connection_id=s.session_id, pool_id="default", session_id=s.session_id,
-                          username=s.username, database=DATABASE_NAME, client_address=s.client_address or "unknown",
-                          created_at=s.created_at, last_activity=s.last_activity, queries_executed=s.statements,
-                          state=s.state, idle_time_secs=int(now - s.last_activity) if s.state == "idle" else 0)
+def _connection(s: EngineSessionInfo, now: float) -> dict:
+    return {"connection_id": s.session_id, "pool_id": "default", "session_id": s.session_id,
+            "username": s.username, "database": DATABASE_NAME, "client_address": s.client_address or "unknown",
+            "created_at": int(s.connected_at), "last_activity": int(s.last_activity),
+            "queries_executed": s.counters.statements, "state": s.state.value,
+            "idle_time_secs": int(now - s.last_activity) if s.state is SessionState.IDLE else 0}
 
 
 @router.get("/connections", response_model=Paginated[ConnectionInfo])
 def list_connections(engine: EngineDep, _: Monitor, pages: Pages) -> dict:
+    page = paginate(_infos(engine), pages, {"connection_id": _SORT["session_id"], "username": _SORT["username"],
+                                            "state": _SORT["state"], "created_at": _SORT["created_at"]})
     now = engine.clock.time()
-    return paginate([_connection(s, now) for s in _sessions(engine)], pages,
-                    {"connection_id": lambda c: c.connection_id, "username": lambda c: c.username,
-                     "state": lambda c: c.state, "created_at": lambda c: c.created_at})
+    page["data"] = [_connection(s, now) for s in page["data"]]
+    return page
 
 
 @router.get("/connections/{connection_id}", response_model=ConnectionInfo)
-def get_connection(engine: EngineDep, _: Monitor, connection_id: SessionId) -> ConnectionInfo:
-    now = engine.clock.time()
-    return _connection(SessionInfo.of(engine.session(connection_id).info(), now), now)
+def get_connection(engine: EngineDep, _: Monitor, connection_id: SessionId) -> dict:
+    return _connection(engine.session(connection_id).info(), engine.clock.time())
 
 
 @router.delete("/connections/{connection_id}", status_code=204, response_class=Response)
@@ -100,13 +107,14 @@ def kill_connection(engine: EngineDep, who: Operator, connection_id: SessionId) 
 
 
 @router.get("/stats/sessions", response_model=SessionStats)
-def session_stats(engine: EngineDep, _: Monitor) -> SessionStats:
-    sessions = _sessions(engine)
+def session_stats(engine: EngineDep, _: Monitor) -> dict:
+    infos = engine.sessions()
     by_state = {state.value: 0 for state in SessionState}
-    for s in sessions:
-        by_state[s.state] += 1
-    return SessionStats(active_sessions=by_state["active"] + by_state["waiting"], idle_sessions=by_state["idle"],
-                        sessions=sessions, total_connections=len(sessions), peak_connections=engine.peak_sessions,
-                        waiting_sessions=by_state["waiting"],
-                        idle_in_transaction_sessions=by_state["idle in transaction"],
-                        max_connections=engine.config.max_connections)
+    for s in infos:
+        by_state[s.state.value] += 1
+    now = engine.clock.time()
+    return {"active_sessions": by_state["active"] + by_state["waiting"], "idle_sessions": by_state["idle"],
+            "sessions": [SessionInfo.of(s, now) for s in infos], "total_connections": len(infos),
+            "peak_connections": engine.peak_sessions, "waiting_sessions": by_state["waiting"],
+            "idle_in_transaction_sessions": by_state["idle in transaction"],
+            "max_connections": engine.config.max_connections}
