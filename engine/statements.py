@@ -22,6 +22,10 @@ _SCHEMA_CHANGES = {
     apsw.SQLITE_ALTER_TABLE, apsw.SQLITE_REINDEX, apsw.SQLITE_ANALYZE,
 }
 _DENIED = {apsw.SQLITE_ATTACH: "ATTACH", apsw.SQLITE_DETACH: "DETACH"}
+# VACUUM compiles without consulting the authorizer, then ATTACHes a private scratch database ('')
+# while it steps. So its text names the schema it rewrites, a schema change that takes the
+# schema's exclusive lock, and that one ATTACH is let through.
+_VACUUM = re.compile(r'\s*vacuum(?:\s+(?:"([^"]+)"|([A-Za-z_]\w*)))?\s*;?\s*\Z', re.IGNORECASE)
 # Leading keyword of transaction control; ROLLBACK TO (a savepoint) is not an end.
 _TXN_CONTROL = re.compile(r"\s*(?:(begin)(?:\s+(deferred|immediate|exclusive))?(?:\s+transaction)?"
                           r"|(commit|end)(?:\s+transaction)?|(rollback)(?:\s+transaction)?)\s*;?\s*\Z",
@@ -83,6 +87,7 @@ class Access:
     writes: set[tuple[str, str]] = field(default_factory=set)
     transaction_control: bool = False
     savepoint: bool = False
+    vacuum: bool = False
     _write_plan: tuple[tuple[str, ...], tuple[Resource, ...]] | None = None
     _read_plan: tuple[Resource, ...] | None = None
 
@@ -114,12 +119,16 @@ class AccessRecorder:
         self.pending = Access()
         self.denied: str | None = None
         self.bypass = False  # the engine's own statements (ATTACH, ROLLBACK) pass unrecorded
+        self.vacuuming = False  # the statement about to step is a VACUUM, not yet past its ATTACH
         self._cache: dict[str, Access] = {}
 
     def __call__(self, op: int, p1: str | None, p2: str | None, db: str | None, trigger: str | None) -> int:
         if self.bypass:
             return apsw.SQLITE_OK
         if op in _DENIED:
+            if op == apsw.SQLITE_ATTACH and p1 == "" and self.vacuuming:
+                self.vacuuming = False
+                return apsw.SQLITE_OK
             self.denied = _DENIED[op]
             return apsw.SQLITE_DENY
         if op == apsw.SQLITE_READ and p1 and db and db != "temp":
@@ -137,12 +146,25 @@ class AccessRecorder:
     def take(self, sql: str) -> Access:
         access = self.pending
         if access.empty():
-            return self._cache.get(sql, access)
+            access = self._cache.get(sql) or _vacuum_access(sql) or access
+            self.vacuuming = access.vacuum
+            if access.vacuum:
+                self._cache[sql] = access
+            return access
+        self.vacuuming = False
         self.pending = Access()
         if len(self._cache) > 2000:
             self._cache.clear()
         self._cache[sql] = access
         return access
+
+
+def _vacuum_access(sql: str) -> Access | None:
+    m = _VACUUM.match(sql)
+    schema = m and (m.group(1) or m.group(2) or "main")
+    if not schema or schema.lower() == "temp":
+        return None
+    return Access(writes={(schema, "sqlite_master")}, vacuum=True)
 
 
 class Statement:
