@@ -121,19 +121,24 @@ class RdbTop(App[int]):
         return dict(VARIABLE_DEFAULTS)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="status")
-        yield Banner(id="banner")
-        with TabbedContent(id="panes", initial="overview"):
+        # kept as attributes: App.query_one looks in the top screen, which may be a dialog
+        self.status = Static(id="status")
+        self.banner = Banner(id="banner")
+        self.tabs = TabbedContent(id="panes", initial="overview")
+        self.panes = {pane.key: pane(id=f"pane-{pane.key}") for pane in PANES}
+        yield self.status
+        yield self.banner
+        with self.tabs:
             for i, pane in enumerate(PANES, 1):
                 with TabPane(f"{i} {pane.title}", id=pane.key):
-                    yield pane(id=f"pane-{pane.key}")
+                    yield self.panes[pane.key]
         yield Footer()
 
     def on_mount(self) -> None:
         self.refresh_css(animate=False)  # a theme named by TEXTUAL_THEME would otherwise keep default colours
         if self.settings.watch:
             self.screen.add_class("kiosk")
-            self.query_one("#pane-overview").add_class("kiosk")
+            self.panes["overview"].add_class("kiosk")
             if self.settings.rotate:
                 self.set_interval(self.settings.rotate, self.action_next_pane)
         for problem in self.theme_problems:
@@ -152,10 +157,10 @@ class RdbTop(App[int]):
 
     @property
     def pane(self) -> Pane:
-        return self.query_one(f"#pane-{self.query_one(TabbedContent).active}", Pane)
+        return self.panes[self.tabs.active]
 
     def pane_of(self, kind: type[Pane]) -> Any:
-        return self.query_one(f"#pane-{kind.key}", kind)
+        return self.panes[kind.key]
 
     def view(self) -> View:
         variables = self.current_theme.variables if self.current_theme else {}
@@ -173,9 +178,9 @@ class RdbTop(App[int]):
             return False  # hidden and inert: read-only and watch mode have no actions at all
         if action in PROMPTING and self.settings.watch:
             return False
-        if not self.is_mounted or not self.query(TabbedContent):
+        if not hasattr(self, "tabs") or not self.tabs.is_mounted:
             return True
-        active = self.query_one(TabbedContent).active
+        active = self.tabs.active
         if action in ("cancel_query", "terminate", "root_blocker"):
             return active in SESSION_PANES
         if action == "acknowledge":
@@ -200,7 +205,7 @@ class RdbTop(App[int]):
                 await asyncio.sleep(delay)
         self.poller = Poller(self.client, self.interval, self.clock)
         self.poller.ash_window = self.ash_window
-        self.poller.want_ash_top = self.query_one(TabbedContent).active == "ash"
+        self.poller.want_ash_top = self.tabs.active == "ash"
         await self.poller.run(self.deliver, self.failed)
 
     def deliver(self, snap: Snapshot) -> None:
@@ -210,8 +215,8 @@ class RdbTop(App[int]):
             self.notify(f"The server answers again after {duration(self.clock() - self.down_since)}.",
                         title="reconnected")
             self.down_since = None
-            self.query_one(Banner).hide()
-            self.query_one(TabbedContent).remove_class("stale")
+            self.banner.hide()
+            self.tabs.remove_class("stale")
         if not self.paused:
             self.shown = snap
             self.draw()
@@ -220,14 +225,14 @@ class RdbTop(App[int]):
     def failed(self, exc: ClientError, retry_in: float) -> None:
         if self.down_since is None:
             self.down_since = self.clock()
-            self.query_one(TabbedContent).add_class("stale")
+            self.tabs.add_class("stale")
         self.down_reason = str(exc)
         self.retry_in = retry_in
         self._show_banner()
 
     def _show_banner(self) -> None:
         if self.down_since is not None:
-            self.query_one(Banner).show_down(self.down_since, self.down_reason, self.retry_in,
+            self.banner.show_down(self.down_since, self.down_reason, self.retry_in,
                                              self.latest.taken_at if self.latest else None, self.clock())
 
     def _tick(self) -> None:
@@ -244,17 +249,16 @@ class RdbTop(App[int]):
             parts.append(Text(" · connecting…"))
         if self.paused:
             parts.append(Text(" · PAUSED (space resumes)", style="bold reverse"))
-        self.query_one("#status", Static).update(Text.assemble(*parts))
+        self.status.update(Text.assemble(*parts))
 
     # -- navigation and view keys ------------------------------------------------------------
 
     def action_pane(self, key: str) -> None:
-        self.query_one(TabbedContent).active = key
+        self.tabs.active = key
 
     def action_next_pane(self) -> None:
         keys = [p.key for p in PANES]
-        tabs = self.query_one(TabbedContent)
-        tabs.active = keys[(keys.index(tabs.active) + 1) % len(keys)]
+        self.tabs.active = keys[(keys.index(self.tabs.active) + 1) % len(keys)]
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if self.poller is not None:
@@ -365,7 +369,7 @@ class RdbTop(App[int]):
             self.notify(f"Root blocker is session {root}, which is not in the session list.", severity="warning")
 
     def on_data_table_row_selected(self) -> None:
-        if self.query_one(TabbedContent).active == "queries" and self.shown is not None:
+        if self.tabs.active == "queries" and self.shown is not None:
             query = self.pane_of(QueriesPane).selected(self.shown)
             if query is not None:
                 self.open_detail(query)

@@ -76,12 +76,14 @@ def safe_text(value: Any, width: int | None = None, *, style: str = "", multilin
         if size > MULTILINE_MAX_CHARS:
             text += f"\n{ELLIPSIS} ({size - MULTILINE_MAX_CHARS:,} more characters not shown)"
         return Text(text, style=style, no_wrap=False)
+    if width is not None and width <= 0:
+        return Text("", style=style, no_wrap=True, end="")
     scan = None if width is None else max(_SCAN_MIN, width * _SCAN_CHARS_PER_CELL)
     text = clean(value, scan)
     out = Text(text, style=style, no_wrap=True, overflow="ellipsis", end="")
     if width is not None and cell_len(text) > width:
-        out.truncate(max(width, 0), overflow="ellipsis")
-        if width > 0 and not out.plain.endswith(ELLIPSIS):
+        out.truncate(width, overflow="ellipsis")
+        if not out.plain.endswith(ELLIPSIS):
             # a wide character at the cut leaves no room for the ellipsis: drop one more cell
             out.truncate(width - 1)
             out.append(ELLIPSIS)

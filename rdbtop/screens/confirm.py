@@ -43,7 +43,7 @@ class ConfirmScreen(ModalScreen[str | None]):
                 if i:
                     facts.append("\n")
                 facts.append(f"{label:>10}  ", style="bold")
-                facts.append_text(safe_text(value, 58))
+                facts.append_text(safe_text(value, 240))  # wraps: the SQL shown is what is acted on
             yield Static(facts, classes="facts")
             if self.note_placeholder is not None:
                 yield Input(placeholder=self.note_placeholder, id="note", max_length=500)

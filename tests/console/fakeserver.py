@@ -1,0 +1,253 @@
+"""A deterministic RustyDB-shaped server for console tests: fixed data, a frozen clock, recorded calls.
+
+It holds a blocking chain (session 3 idle in transaction holds inventory; 2 waits for it; 9 waits
+for 2), a long report, idle sessions, and one session whose every string is hostile (markup,
+ANSI escapes, control characters, wide characters). Actions change its state as a server would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+
+from rdbtop.client import Credentials, RdbClient
+
+NOW = 1_800_000_000  # 2027-01-15 08:00:00 UTC
+HOSTILE_SQL = "SELECT '[/x]' AS a, '[link=http://x]a[/link]' AS b, '\x1b[31mred\x1b[0m' AS c, '表格数据' AS d\r\n--x"
+
+
+def _session(sid: int, user: str, app: str, state: str, sql: str | None = None, qid: str | None = None,
+             wait: tuple[str, str] | None = None, blocker: int | None = None, in_state: float = 1.0,
+             txn_age: int | None = None) -> dict[str, Any]:
+    return {"session_id": sid, "username": user, "database": "rustydb", "client_address": f"10.0.0.{sid}",
+            "created_at": NOW - 3600 - sid, "last_activity": NOW - int(in_state), "state": state,
+            "current_query": sql, "transaction_id": 100 + sid if txn_age is not None else None,
+            "application_name": app, "wait_class": wait[0] if wait else None, "wait_event": wait[1] if wait else None,
+            "blocking_session": blocker, "blocking_sessions": [blocker] if blocker else [],
+            "state_since": NOW - int(in_state), "state_seconds": in_state, "current_query_id": qid,
+            "sql_id": "f00d" if sql else None, "query_started_at": NOW - int(in_state) if sql else None,
+            "transaction_started_at": NOW - txn_age if txn_age is not None else None, "statements": 10,
+            "rows_read": 0, "rows_written": 0, "errors": 0, "commits": 0, "rollbacks": 0}
+
+
+def initial_sessions() -> list[dict[str, Any]]:
+    return [
+        _session(2, "shop", "oltp", "waiting", "UPDATE inventory.stock SET quantity = quantity - 1 WHERE id = ?",
+                 "q201", ("Lock", "schema:inventory"), 3, 42.5, 43),
+        _session(3, "batch", "batch-forgotten", "idle in transaction", None, None,
+                 ("Idle in transaction", "ClientRead"), None, 95.0, 120),
+        _session(6, "analyst", "report", "active", "SELECT region, sum(total) FROM sales.orders GROUP BY region",
+                 "q601", ("CPU", "CPU"), None, 7.25),
+        _session(7, "etl", "import", "idle", None, None, None, None, 300.0),
+        _session(8, "shop", "oltp", "idle", None, None, None, None, 2.0),
+        _session(9, "shop", "oltp", "waiting", "UPDATE inventory.stock SET quantity = quantity - 2 WHERE id = ?",
+                 "q901", ("Lock", "schema:inventory"), 2, 12.0, 12),
+        _session(11, "[/x]mallory\x1b[31m", "[link=http://x]app[/link]\x00", "active", HOSTILE_SQL, "q1101",
+                 ("CPU", "CPU"), None, 3.0),
+    ]
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.now = NOW
+        self.sessions = initial_sessions()
+        self.alerts: list[dict[str, Any]] = [
+            {"alert_id": "a1", "severity": "critical", "title": "Root blocker holds 2 sessions", "description": "x",
+             "triggered_at": NOW - 90, "acknowledged": False, "state": "firing", "category": "Performance",
+             "value": 2.0, "threshold": 1.0, "occurrence_count": 3, "acknowledged_by": None},
+            {"alert_id": "a2", "severity": "warning", "title": "Cache hit ratio below 95 %", "description": "y",
+             "triggered_at": NOW - 600, "acknowledged": True, "state": "acknowledged", "category": "Performance",
+             "value": 0.93, "threshold": 0.95, "occurrence_count": 1, "acknowledged_by": "oncall"},
+            {"alert_id": "a3", "severity": "info", "title": "[bold]markup[/bold] \x1b[5mblink", "description": "z",
+             "triggered_at": NOW - 30, "acknowledged": False},  # RustyDB's shape: no state, no value
+        ]
+        self.backups: list[dict[str, Any]] = [
+            {"backup_id": "backup_0001", "backup_type": "full", "status": "completed", "start_time": NOW - 30 * 3600,
+             "completion_time": NOW - 30 * 3600 + 42, "size_bytes": 52_428_800, "location": "/backups/0001"},
+            {"backup_id": "backup_0002", "backup_type": "incremental", "status": "failed",
+             "start_time": NOW - 3 * 3600, "completion_time": NOW - 3 * 3600 + 5, "size_bytes": None,
+             "location": "/backups/0002", "error_message": "disk full"},
+        ]
+        self.calls: list[tuple[str, str, Any]] = []
+        self.not_served: set[str] = set()  # path prefixes answered with a route 404
+        self.forbidden: set[str] = set()  # path prefixes answered with 403
+        self.ash_top = {"sql_id": [{"key": "f00d", "samples": 30, "percent": 60.0, "average_active_sessions": 2.0,
+                                    "example": "UPDATE inventory.stock SET quantity = quantity - ?"}],
+                        "session": [{"key": "2", "samples": 20, "percent": 40.0, "average_active_sessions": 1.3,
+                                     "example": "shop@oltp"}],
+                        "wait_event": [{"key": "schema:inventory", "samples": 25, "percent": 50.0,
+                                        "average_active_sessions": 1.6, "example": None}]}
+
+    # -- what a test looks at --------------------------------------------------------------
+
+    def actions(self) -> list[tuple[str, str, Any]]:
+        return [c for c in self.calls if c[0] != "GET"]
+
+    def session(self, sid: int) -> dict[str, Any] | None:
+        return next((s for s in self.sessions if s["session_id"] == sid), None)
+
+    def client(self) -> RdbClient:
+        return RdbClient("http://fake", Credentials(api_key="test"), transport=httpx.MockTransport(self.handle))
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        body = json.loads(request.content) if request.content else None
+        self.calls.append((request.method, path, body))
+        if any(path.startswith(p) for p in self.not_served):
+            return self._error(404, "NOT_FOUND", f"no route for {request.method} {path}")
+        if any(path.startswith(p) for p in self.forbidden):
+            return self._error(403, "FORBIDDEN", "this action needs the operator role; test has monitor")
+        route = self._route(request.method, path, dict(request.url.params), body)
+        if route is None:
+            return self._error(404, "NOT_FOUND", f"no route for {request.method} {path}")
+        status, payload = route
+        return httpx.Response(status, json=payload) if payload is not None else httpx.Response(status)
+
+    @staticmethod
+    def _error(status: int, code: str, message: str) -> httpx.Response:
+        return httpx.Response(status, json={"code": code, "message": message, "details": None,
+                                            "timestamp": NOW, "request_id": "r1"})
+
+    def _route(self, method: str, path: str, params: dict[str, str], body: Any) -> tuple[int, Any] | None:
+        p = path.removeprefix("/api/v1")
+        if method == "GET":
+            fixed = {
+                "/stats/performance": self._performance, "/admin/health": self._health, "/server/info": self._info,
+                "/stats/sessions": lambda: {"sessions": self.sessions, "active_sessions": 3, "idle_sessions": 2},
+                "/query/active": self._active, "/transactions/locks/graph": self._graph,
+                "/transactions/locks": self._locks, "/transactions/deadlocks": self._deadlocks,
+                "/alerts": lambda: {"alerts": self.alerts, "active_count": 2},
+                "/backup/list": lambda: {"backups": self.backups, "total_count": len(self.backups)},
+                "/backup/schedule": lambda: {"enabled": True, "full_backup_cron": "0 2 * * *",
+                                             "incremental_backup_cron": "0 * * * *", "retention_days": 14,
+                                             "compression": True, "encryption": False, "destination": "/backups"},
+                "/monitoring/ash": lambda: self._ash(params),
+                "/profiling/queries": lambda: {"profiles": [{"query_id": "f00d", "query_text": "UPDATE ...",
+                                                             "execution_count": 1200, "total_time_ms": 3400,
+                                                             "avg_time_ms": 2.83, "max_time_ms": 900,
+                                                             "p95_ms": 4.1, "p99_ms": 12.5,
+                                                             "total_rows_returned": 0, "errors": 2,
+                                                             "execution_plan": None}],
+                                               "total_count": 1, "page": 1, "page_size": 1000},
+            }
+            if p in fixed:
+                return 200, fixed[p]()
+            if m := re.fullmatch(r"/sessions/(\d+)", p):
+                s = self.session(int(m[1]))
+                return (200, s) if s else (404, {"code": "NOT_FOUND", "message": f"Session {m[1]} not found"})
+            return None
+        if method == "DELETE" and (m := re.fullmatch(r"/sessions/(\d+)", p)):
+            s = self.session(int(m[1]))
+            if s is None:
+                return 404, {"code": "NOT_FOUND", "message": f"Session {m[1]} not found"}
+            self.sessions.remove(s)
+            return 204, None
+        if method == "POST":
+            if m := re.fullmatch(r"/query/(q\d+)/cancel", p):
+                s = next((s for s in self.sessions if s["current_query_id"] == m[1]), None)
+                if s is None:
+                    return 404, {"code": "NOT_FOUND", "message": f"Query {m[1]} is not running"}
+                s.update(current_query=None, current_query_id=None, state="idle", wait_event=None, wait_class=None)
+                return 200, {"query_id": m[1], "status": "cancelled", "rows_processed": None, "elapsed_ms": 5,
+                             "message": f"Query {m[1]} canceled by test", "session_id": s["session_id"]}
+            if m := re.fullmatch(r"/alerts/(\w+)/acknowledge", p):
+                a = next((a for a in self.alerts if a["alert_id"] == m[1]), None)
+                if a is None:
+                    return 404, {"code": "NOT_FOUND", "message": f"Alert {m[1]} not found"}
+                a.update(acknowledged=True, state="acknowledged", acknowledged_by="test")
+                return 200, a
+            if p == "/admin/maintenance":
+                return 202, {"job_id": "job-1", "operation": (body or {}).get("operation"), "status": "running"}
+            if p == "/backup/full":
+                backup = {"backup_id": "backup_0003", "backup_type": "full", "status": "in_progress",
+                          "start_time": self.now, "completion_time": None, "size_bytes": None, "location": "/b/3"}
+                self.backups.append(backup)
+                return 202, backup
+        return None
+
+    def _performance(self) -> dict[str, Any]:
+        by_state: dict[str, int] = {}
+        for s in self.sessions:
+            by_state[s["state"]] = by_state.get(s["state"], 0) + 1
+        return {"cpu_usage_percent": 35.0, "memory_usage_percent": 41.0, "cache_hit_ratio": 0.975,
+                "transactions_per_second": 40.0, "statements_per_second": 250.0, "locks_held": 2, "deadlocks": 1,
+                "lock_waiters": 2, "sessions": by_state, "uptime_seconds": 86_400 + 3_723.0}
+
+    def _health(self) -> dict[str, Any]:
+        return {"status": "healthy", "version": "0.1.0", "uptime_seconds": 90_123,
+                "checks": {"storage": {"status": "healthy", "message": "ok", "last_check": NOW}}}
+
+    def _info(self) -> dict[str, Any]:
+        return {"server_name": "fake-rustydb", "version": "0.6.0", "uptime_seconds": 90_123}
+
+    def _active(self) -> list[dict[str, Any]]:
+        return [{"query_id": s["current_query_id"], "status": "waiting" if s["state"] == "waiting" else "running",
+                 "elapsed_ms": int(s["state_seconds"] * 1000), "current_operation": "executing",
+                 "session_id": s["session_id"], "username": s["username"], "sql_text": s["current_query"],
+                 "sql_id": s["sql_id"], "wait_event": s["wait_event"], "wait_class": s["wait_class"],
+                 "blocking_session": s["blocking_session"]}
+                for s in self.sessions if s["current_query_id"]]
+
+    def _graph(self) -> dict[str, Any]:
+        if self.session(3) is None or self.session(2) is None:
+            return {"waiters": [], "potential_deadlocks": [], "blocking_tree": []}
+        leaf = [{"session_id": 9, "transaction_id": 109, "username": "shop", "sql": self.session(9)["current_query"],
+                 "resource": "inventory", "wait_started_at": NOW - 12, "wait_seconds": 12.0, "blocked": []}] \
+            if self.session(9) else []
+        return {"waiters": [], "potential_deadlocks": [], "blocking_tree": [
+            {"session_id": 3, "transaction_id": 103, "username": "batch", "sql": None, "resource": None,
+             "wait_started_at": None, "wait_seconds": None, "blocked": [
+                 {"session_id": 2, "transaction_id": 102, "username": "shop",
+                  "sql": self.session(2)["current_query"], "resource": "inventory", "wait_started_at": NOW - 42,
+                  "wait_seconds": 42.5, "blocked": leaf}]}]}
+
+    def _locks(self) -> dict[str, Any]:
+        locks = [{"lock_id": "103:inventory", "lock_type": "exclusive", "resource_type": "schema",
+                  "resource_id": "inventory", "transaction_id": 103, "granted": True, "acquired_at": NOW - 120,
+                  "session_id": 3, "wait_started_at": None, "blocked_by": []}]
+        if self.session(2):
+            locks.append({"lock_id": "102:inventory:wait", "lock_type": "exclusive", "resource_type": "schema",
+                          "resource_id": "inventory", "transaction_id": 102, "granted": False, "acquired_at": None,
+                          "session_id": 2, "wait_started_at": NOW - 42, "blocked_by": [3]})
+        return {"total_locks": len(locks), "granted_locks": 1, "waiting_locks": len(locks) - 1, "locks": locks}
+
+    def _deadlocks(self) -> list[dict[str, Any]]:
+        return [{"deadlock_id": "1", "detected_at": NOW - 300, "transactions": [104, 105], "victim_transaction": 105,
+                 "resolution": "abort_youngest", "victim_session": 5,
+                 "participants": [{"session_id": 4, "transaction_id": 104, "sql": "UPDATE a", "waiting_for": "sales",
+                                   "holding": ["inventory"]},
+                                  {"session_id": 5, "transaction_id": 105, "sql": "UPDATE b",
+                                   "waiting_for": "inventory", "holding": ["sales"]}],
+                 "resources": ["inventory", "sales"]}]
+
+    def _ash(self, params: dict[str, str]) -> dict[str, Any]:
+        if "group_by" in params:
+            return {"samples": [], "total_count": 0, "sample_interval_seconds": 1.0, "group_by": params["group_by"],
+                    "top": self.ash_top.get(params["group_by"], [])}
+        start = int(params.get("start_time", NOW - 900))
+        samples = []
+        for t in range(max(start, NOW - 900), NOW + 1, 5):  # a pattern a reader can check by eye
+            phase = (t // 60) % 6
+            for i, cls in enumerate(["CPU", "Lock", "Lock", "Idle in transaction", "IO"][: 1 + phase % 5]):
+                samples.append({"sample_time": t, "session_id": i + 1, "wait_class": cls, "state": "active",
+                                "wait_event": None if cls == "CPU" else cls})
+        return {"samples": samples, "total_count": len(samples), "sample_interval_seconds": 1.0, "top": None}
+
+
+class FakeSource:
+    label = "fake://server"
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self._client = server.client()
+
+    async def open(self) -> RdbClient:
+        return self._client
+
+    async def close(self) -> None:
+        await self._client.aclose()
