@@ -81,7 +81,7 @@ def test_unexpected_exception_is_500_with_request_id(engine: Engine, client: Tes
     def boom() -> list:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(engine, "sessions", boom)
+    monkeypatch.setattr(engine, "session_objects", boom)
     r = client.get("/api/v1/sessions", headers=headers["monitor"])
     assert r.status_code == 500
     body = r.json()

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from ...sessions import Session, SessionState
 from ...sessions import SessionInfo as EngineSessionInfo
-from ...sessions import SessionState
 from ..deps import EngineDep, Monitor, Operator
 from ..models import DATABASE_NAME, SessionInfo
 from ..pagination import Pages, Paginated, paginate
@@ -17,9 +17,10 @@ from ..pagination import Pages, Paginated, paginate
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
 SessionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-# Sort keys on the engine's SessionInfo tuples, so only the requested page becomes JSON.
+# Filtering, sorting and paging work on the live Session objects' fields, so that only the
+# requested page is copied (Session.info) and turned into JSON.
 _SORT = {
-    "session_id": lambda s: s.session_id, "username": lambda s: s.username, "state": lambda s: s.state.value,
+    "session_id": lambda s: s.id, "username": lambda s: s.user, "state": lambda s: s.state.value,
     "created_at": lambda s: s.connected_at, "last_activity": lambda s: s.last_activity,
     "state_seconds": lambda s: -s.state_since, "application_name": lambda s: s.application_name,
 }
@@ -51,17 +52,18 @@ class SessionStats(BaseModel):
     max_connections: int
 
 
-def _infos(engine: EngineDep, state: SessionState | None = None, username: str | None = None) -> list[EngineSessionInfo]:
-    return [s for s in engine.sessions() if (state is None or s.state is state) and (username is None or s.username == username)]
+def _sessions(engine: EngineDep, state: SessionState | None = None, username: str | None = None) -> list[Session]:
+    return [s for s in engine.session_objects()
+            if (state is None or s.state is state) and (username is None or s.user == username)]
 
 
 @router.get("/sessions", response_model=Paginated[SessionInfo])
 def list_sessions(engine: EngineDep, _: Monitor, pages: Pages,
                   state: Annotated[SessionState | None, Query(description="only sessions in this state")] = None,
                   username: Annotated[str | None, Query(max_length=256)] = None) -> JSONResponse:
-    page = paginate(_infos(engine, state, username), pages, _SORT)
+    page = paginate(_sessions(engine, state, username), pages, _SORT)
     now = engine.clock.time()
-    page["data"] = [SessionInfo.of(s, now) for s in page["data"]]
+    page["data"] = [SessionInfo.of(s.info(), now) for s in page["data"]]
     # built from typed engine fields to the model's shape already: checking a thousand rows again
     # would cost more than building them
     return JSONResponse(page)
@@ -88,10 +90,10 @@ def _connection(s: EngineSessionInfo, now: float) -> dict:
 
 @router.get("/connections", response_model=Paginated[ConnectionInfo])
 def list_connections(engine: EngineDep, _: Monitor, pages: Pages) -> dict:
-    page = paginate(_infos(engine), pages, {"connection_id": _SORT["session_id"], "username": _SORT["username"],
-                                            "state": _SORT["state"], "created_at": _SORT["created_at"]})
+    page = paginate(_sessions(engine), pages, {"connection_id": _SORT["session_id"], "username": _SORT["username"],
+                                               "state": _SORT["state"], "created_at": _SORT["created_at"]})
     now = engine.clock.time()
-    page["data"] = [_connection(s, now) for s in page["data"]]
+    page["data"] = [_connection(s.info(), now) for s in page["data"]]
     return page
 
 
