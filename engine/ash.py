@@ -73,7 +73,8 @@ class ActiveSessionHistory:
         started = self._clock.monotonic()
         now = self._clock.time()
         idle, waiting = SessionState.IDLE, SessionState.WAITING
-        batch = []
+        batch: list[AshSample] = []
+        append, sample = batch.append, AshSample  # locals: this loop runs for every session each second
         sample_id = self._next_id
         for s in sessions:
             state = s.state
@@ -94,8 +95,8 @@ class ActiveSessionHistory:
                     sql = sql[: SQL_TEXT_CHARS - 1] + "…"
             else:
                 sql = sql_id = query_id = None
-            batch.append(AshSample(sample_id, now, s.id, s.user, s.application_name, state, sql_id, sql,
-                                   query_id, s.wait_class, s.wait_event, blocker, now - s.state_since))
+            append(sample(sample_id, now, s.id, s.user, s.application_name, state, sql_id, sql,
+                          query_id, s.wait_class, s.wait_event, blocker, now - s.state_since))
             sample_id += 1
         horizon = now - self.config.ash_retention_secs
         with self._mutex:

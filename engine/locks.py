@@ -297,13 +297,16 @@ class LockManager:
                 entry = self._entries.get(resource)
                 if entry is None:
                     continue
-                grants = list(entry.granted.values())
-                first_x_holder = next((g.txn for g in grants if g.mode is LockMode.EXCLUSIVE), None)
+                grants = [g.txn for g in entry.granted.values()]
+                first_x_holder = next((g.txn for g in entry.granted.values() if g.mode is LockMode.EXCLUSIVE), None)
+                # an exclusive waiter is blocked by any other holder: the first, or the second if the first is itself
+                holder0 = grants[0] if grants else None
+                holder1 = grants[1] if len(grants) > 1 else None
                 first_waiter = first_x_waiter = None
                 for w in entry.queue:
                     me = w.txn.id
                     if w.mode is LockMode.EXCLUSIVE:
-                        blocker = next((g.txn for g in grants if g.txn.id != me), None) or first_waiter
+                        blocker = (holder0 if holder0 is not None and holder0.id != me else holder1) or first_waiter
                     else:
                         blocker = (first_x_holder if first_x_holder is not None and first_x_holder.id != me
                                    else None) or first_x_waiter
