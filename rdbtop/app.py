@@ -266,6 +266,9 @@ class RdbTop(App[int]):
             if event.pane.id == "ash":
                 self.poller.poll_now()
         self.call_after_refresh(self.draw)
+        tables = self.pane.query("KeyedTable")
+        if tables:
+            tables.first().focus()  # arrows move the selection at once, without a Tab first
         self.refresh_bindings()
 
     def action_help(self) -> None:

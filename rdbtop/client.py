@@ -65,6 +65,7 @@ class RdbClient:
                  timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials or Credentials()
+        self._login: tuple[str, str] | None = None  # kept to log in again when a restarted server forgot the token
         self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout,
                                        headers={"Accept": "application/json", "User-Agent": "rdbtop"})
 
@@ -79,6 +80,7 @@ class RdbClient:
         except (KeyError, TypeError):
             raise BadResponse("the login answer has no token") from None
         self.credentials = Credentials(token=str(token))
+        self._login = (username, password)
         return self.credentials.token or ""
 
     # -- reads -------------------------------------------------------------------------------
@@ -110,6 +112,16 @@ class RdbClient:
 
     async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
                        authenticated: bool = True) -> Any:
+        try:
+            return await self._send(method, path, params=params, json=json, authenticated=authenticated)
+        except ApiFailure as exc:
+            if exc.status != 401 or not authenticated or self._login is None:
+                raise
+        await self.login(*self._login)
+        return await self._send(method, path, params=params, json=json, authenticated=True)
+
+    async def _send(self, method: str, path: str, *, params: dict[str, Any] | None, json: Any,
+                    authenticated: bool) -> Any:
         headers = self.credentials.headers() if authenticated else {}
         try:
             response = await self._http.request(method, path, params=params, json=json, headers=headers)

@@ -7,7 +7,8 @@ a thread, so the console draws its first frame while the engine loads its demo d
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import threading
+from typing import Any, Protocol
 
 from .client import Credentials, RdbClient
 
@@ -37,28 +38,39 @@ class RemoteSource:
 
 
 class EmbeddedSource:
-    """An in-process engine (rdbtop.embedded), started on first open."""
+    """An in-process engine (rdbtop.embedded), started in a thread at once, so that it loads while
+    the console itself starts."""
 
     def __init__(self, data: str | None, demo: bool, seed: int, sessions: int, read_only: bool) -> None:
         self.label = "embedded engine" + (f" ({data})" if data else "")
         self._args = (data, demo, seed, sessions, "monitor" if read_only else "operator")
-        self._engine = None
+        self._engine: Any = None
+        self._failure: BaseException | None = None
         self._client: RdbClient | None = None
-        self._lock = asyncio.Lock()
+        self._thread = threading.Thread(target=self._start, name="rdbtop-embedded-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        from .embedded import EmbeddedEngine  # the engine's imports cost time: only when embedded
+
+        try:
+            engine = EmbeddedEngine(*self._args)
+            self._engine = engine
+            engine.start()
+        except BaseException as exc:  # handed to open(), which the console shows and retries
+            self._failure = exc
 
     async def open(self) -> RdbClient:
-        async with self._lock:
-            if self._client is None:
-                from .embedded import EmbeddedEngine  # the engine's imports cost time: only when embedded
-
-                engine = EmbeddedEngine(*self._args)
-                await asyncio.to_thread(engine.start)
-                self._engine = engine
-                self._client = engine.client()
-            return self._client
+        if self._client is None:
+            await asyncio.to_thread(self._thread.join)
+            if self._failure is not None:
+                raise self._failure
+            self._client = self._engine.client()
+        return self._client
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+        await asyncio.to_thread(self._thread.join)
         if self._engine is not None:
             await asyncio.to_thread(self._engine.stop)

@@ -15,9 +15,9 @@ from ..widgets.table import Column, KeyedTable, Row
 from .base import Pane, View
 
 COLUMNS = [
-    Column("id", "Backup", 22), Column("type", "Type", 11), Column("status", "Status", 11),
-    Column("size", "Size", 10, right=True), Column("duration", "Took", 7, right=True, drop=1),
-    Column("age", "Age", 7, right=True), Column("detail", "Location / error", drop=2),
+    Column("id", "Backup", 16), Column("type", "Type", 11), Column("status", "Status", 10),
+    Column("size", "Size", 10, right=True), Column("duration", "Took", 6, right=True, drop=1),
+    Column("age", "Age", 7, right=True), Column("detail", "Error / location"),
 ]
 
 

@@ -1,0 +1,77 @@
+"""Snapshots of the panes with the fake server's fixed data and a frozen clock (80x24, some 160x48).
+
+Each snapshot test is paired with the Pilot tests in test_keys.py, which check the same screens
+by content: a crash at start would otherwise be saved as a blank snapshot that keeps passing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rdbtop.client import Unreachable
+from rdbtop.panes.base import History
+
+from .conftest import loaded, make_app, until
+from .fakeserver import FakeServer
+
+PANES = ["overview", "sessions", "queries", "locks", "ash", "alerts", "backups"]
+
+
+def steady_history() -> History:
+    """Five minutes of made-up but regular series, so the overview's plots are the same every run."""
+    h = History()
+    for i in range(150):
+        h.statements.append(200 + 50 * ((i // 10) % 3))
+        h.active.append(float(i % 4))
+        h.waiting.append(2.0 if 60 <= i < 120 else 0.0)
+        h.cache_hit.append(97.5)
+        h.cpu.append(30.0 + (i % 20))
+    return h
+
+
+def showing(pane: str):  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        app = pilot.app
+        await loaded(pilot)
+        app.history = steady_history()
+        await pilot.press(str(PANES.index(pane) + 1))
+        await until(pilot, lambda: app.tabs.active == pane)
+        if pane == "ash":
+            await until(pilot, lambda: app.shown.ash_top)
+        app.draw()
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+    return run_before
+
+
+@pytest.mark.parametrize("pane", PANES)
+def test_pane_at_80x24(pane: str, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(make_app(FakeServer()), terminal_size=(80, 24), run_before=showing(pane))
+
+
+@pytest.mark.parametrize("pane", ["overview", "sessions", "locks"])
+def test_pane_at_160x48(pane: str, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(make_app(FakeServer()), terminal_size=(160, 48), run_before=showing(pane))
+
+
+def test_kill_confirmation_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await showing("sessions")(pilot)
+        pilot.app.query_one("#sessions-table").select_key("2")
+        await pilot.press("k")
+        await until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfirmScreen")
+        await pilot.pause()
+
+    assert snap_compare(make_app(FakeServer()), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_disconnected_banner_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    server = FakeServer()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await showing("sessions")(pilot)
+        server.now += 75
+        pilot.app.failed(Unreachable("cannot reach http://fake: [Errno 111] Connection refused"), 4.0)
+        await pilot.pause()
+
+    assert snap_compare(make_app(server), terminal_size=(80, 24), run_before=run_before)
