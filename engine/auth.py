@@ -2,6 +2,9 @@
 
 Users, roles and API keys live in `system.db` in the data directory (the engine's own catalogue,
 never ATTACHed to user sessions). Tokens live in memory only: a restart logs everyone out.
+Users and roles are managed with RustyDB's messages; a change that could lower what a user may do
+(disable, delete, new roles, new password, rename) revokes the user's tokens at once, and every
+change is audited (never a password).
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ import json
 import secrets
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
 import apsw
 
+from .audit import audit
 from .clock import Clock
-from .errors import EngineError, InvalidInput, NotFound
+from .errors import Conflict, EngineError, InvalidInput, NotFound
 
 TOKEN_TTL_SECONDS = 3600
 REFRESH_TTL_SECONDS = 7 * 86400
@@ -54,6 +60,10 @@ SEEDED_ROLES = (
     ("operator", ["SELECT"], "Monitor plus cancel, terminate, acknowledge, maintenance, backup", ApiRole.OPERATOR),
 )
 _API_ROLE_OF = {name: api for name, _, _, api in SEEDED_ROLES}
+# RustyDB's permission names (compared upper-cased); a custom role with ALL grants the admin API role.
+PERMISSIONS = ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "EXECUTE", "ALL")
+USERNAME_MIN, USERNAME_MAX = 3, 64
+ROLE_NAME_MAX = 64
 
 
 class Unauthorized(EngineError):
@@ -82,6 +92,29 @@ class _Token:
     expires_at: float
     refresh_hash: str
     refresh_expires_at: float
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: int
+    username: str
+    roles: tuple[str, ...]
+    enabled: bool
+    created_at: int
+    last_login: int | None
+    has_password: bool
+    api_role: ApiRole | None  # None: no role grants API access
+
+
+@dataclass(frozen=True)
+class RoleRecord:
+    role_id: int
+    role_name: str
+    permissions: tuple[str, ...]
+    description: str | None
+    created_at: int
+    built_in: bool
+    api_role: ApiRole | None
 
 
 @dataclass(frozen=True)
@@ -252,16 +285,15 @@ class AuthService:
             return False
 
     def api_role_of(self, roles: list[str]) -> ApiRole:
-        granted = [_API_ROLE_OF[r] for r in roles if r in _API_ROLE_OF]
-        if not granted:
-            with self._mutex:
-                rows = self._db.execute("SELECT permissions FROM roles WHERE role_name IN (%s)"
-                                        % ",".join("?" * len(roles)), roles).fetchall() if roles else []
-            perms = {p for (js,) in rows for p in json.loads(js)}
-            granted = [ApiRole.ADMIN] if "ALL" in perms else [ApiRole.MONITOR] if perms else []
-        if not granted:
+        role = _api_role(roles, self._permissions())
+        if role is None:
             raise Forbidden("user has no role that grants API access")
-        return max(granted)
+        return role
+
+    def _permissions(self) -> dict[str, list[str]]:
+        with self._mutex:
+            rows = self._db.execute("SELECT role_name, permissions FROM roles").fetchall()
+        return {name: json.loads(perms) for name, perms in rows}
 
     def user(self, username: str) -> dict[str, object]:
         row = self._db.execute("SELECT user_id, username, roles, enabled FROM users WHERE username=?",
@@ -269,3 +301,235 @@ class AuthService:
         if row is None:
             raise NotFound(f"User {username} not found")
         return {"user_id": row[0], "username": row[1], "roles": json.loads(row[2]), "enabled": bool(row[3])}
+
+    # -- users -------------------------------------------------------------------------------
+
+    def users(self) -> list[UserRecord]:
+        """Every user, by user_id."""
+        perms = self._permissions()
+        with self._mutex:
+            rows = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY user_id").fetchall()
+        return [_user(row, perms) for row in rows]
+
+    def get_user(self, user_id: int) -> UserRecord:
+        perms = self._permissions()
+        with self._mutex:
+            row = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id=?", (user_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"User {user_id} not found", user_id=user_id)
+        return _user(row, perms)
+
+    def create_user(self, username: str, password: str | None, roles: list[str], enabled: bool | None,
+                    by: str) -> UserRecord:
+        with _audited(by, "create_user", f"user '{username}'", roles=roles, enabled=enabled is not False) as done:
+            _check_username(username)
+            _check_password(password)
+            roles = list(dict.fromkeys(roles))
+            with self._mutex, self._db:
+                self._check_roles_exist(roles)
+                if self._user_id_of(username) is not None:
+                    raise Conflict(f"User '{username}' already exists", username=username)
+                self._db.execute("INSERT INTO users(username,password_hash,roles,enabled,created_at) VALUES(?,?,?,?,?)",
+                                 (username, None if password is None else hash_password(password), json.dumps(roles),
+                                  int(enabled is not False), int(self._clock.time())))
+                user_id = self._db.last_insert_rowid()
+            done["user_id"] = user_id
+        return self.get_user(user_id)
+
+    def update_user(self, user_id: int, username: str, password: str | None, roles: list[str],
+                    enabled: bool | None, by: str) -> UserRecord:
+        """RustyDB's full replace, except that a null password or enabled keeps the current one."""
+        with _audited(by, "update_user", f"user {user_id}", username=username, roles=roles, enabled=enabled,
+                      password_changed=password is not None) as done:
+            _check_username(username)
+            _check_password(password)
+            roles = list(dict.fromkeys(roles))
+            with self._mutex, self._db:
+                current = self.get_user(user_id)
+                self._check_roles_exist(roles)
+                other = self._user_id_of(username)
+                if other is not None and other != user_id:
+                    raise Conflict(f"User '{username}' already exists", username=username)
+                enabled_after = current.enabled if enabled is None else enabled
+                self._check_keeps_an_admin(current, roles if enabled_after else [])
+                self._db.execute("UPDATE users SET username=?, roles=?, enabled=? WHERE user_id=?",
+                                 (username, json.dumps(roles), int(enabled_after), user_id))
+                if password is not None:
+                    self._db.execute("UPDATE users SET password_hash=? WHERE user_id=?",
+                                     (hash_password(password), user_id))
+            if (password is not None or not enabled_after or username != current.username
+                    or tuple(roles) != current.roles):
+                done["tokens_revoked"] = self.revoke_user(user_id)
+        return self.get_user(user_id)
+
+    def delete_user(self, user_id: int, by: str) -> None:
+        with _audited(by, "delete_user", f"user {user_id}") as done:
+            with self._mutex, self._db:
+                current = self.get_user(user_id)
+                self._check_keeps_an_admin(current, [])
+                self._db.execute("DELETE FROM users WHERE user_id=?", (user_id,))
+            done["username"] = current.username
+            done["tokens_revoked"] = self.revoke_user(user_id)
+
+    def _user_id_of(self, username: str) -> int | None:
+        row = self._db.execute("SELECT user_id FROM users WHERE username=?", (username,)).fetchone()
+        return None if row is None else row[0]
+
+    def _check_roles_exist(self, roles: list[str]) -> None:
+        known = self._permissions()
+        for name in roles:
+            if name not in known:
+                raise InvalidInput(f"Role '{name}' does not exist", field="roles", role=name)
+
+    def _check_keeps_an_admin(self, user: UserRecord, roles_after: list[str]) -> None:
+        """Refuse the change that would leave no enabled user able to administer the engine."""
+        perms = self._permissions()
+        if not user.enabled or user.api_role is not ApiRole.ADMIN or _api_role(roles_after, perms) is ApiRole.ADMIN:
+            return
+        others = self._db.execute("SELECT roles FROM users WHERE enabled=1 AND user_id<>?", (user.user_id,))
+        if not any(_api_role(json.loads(r), perms) is ApiRole.ADMIN for (r,) in others):
+            raise Conflict(f"User '{user.username}' is the last enabled administrator; it must keep an admin role "
+                           "and stay enabled", user_id=user.user_id)
+
+    # -- roles -------------------------------------------------------------------------------
+
+    def roles(self) -> list[RoleRecord]:
+        """Every role, by role_id."""
+        with self._mutex:
+            rows = self._db.execute(f"SELECT {_ROLE_COLUMNS} FROM roles ORDER BY role_id").fetchall()
+        return [_role(row) for row in rows]
+
+    def get_role(self, role_id: int) -> RoleRecord:
+        with self._mutex:
+            row = self._db.execute(f"SELECT {_ROLE_COLUMNS} FROM roles WHERE role_id=?", (role_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"Role {role_id} not found", role_id=role_id)
+        return _role(row)
+
+    def create_role(self, role_name: str, permissions: list[str], description: str | None, by: str) -> RoleRecord:
+        with _audited(by, "create_role", f"role '{role_name}'", permissions=permissions) as done:
+            _check_role_name(role_name)
+            perms = _checked_permissions(permissions)
+            with self._mutex, self._db:
+                if self._role_id_of(role_name) is not None:
+                    raise Conflict(f"Role '{role_name}' already exists", role_name=role_name)
+                self._db.execute("INSERT INTO roles(role_name,permissions,description,created_at) VALUES(?,?,?,?)",
+                                 (role_name, json.dumps(perms), description, int(self._clock.time())))
+                role_id = self._db.last_insert_rowid()
+            done["role_id"] = role_id
+        return self.get_role(role_id)
+
+    def update_role(self, role_id: int, role_name: str, permissions: list[str], description: str | None,
+                    by: str) -> RoleRecord:
+        """Replace a role; a rename follows into its users, new permissions revoke its users' tokens."""
+        with _audited(by, "update_role", f"role {role_id}", role_name=role_name, permissions=permissions) as done:
+            _check_role_name(role_name)
+            perms = _checked_permissions(permissions)
+            with self._mutex, self._db:
+                current = self._changeable_role(role_id)
+                other = self._role_id_of(role_name)
+                if other is not None and other != role_id:
+                    raise Conflict(f"Role '{role_name}' already exists", role_name=role_name)
+                holders = self._holders(current.role_name)
+                self._db.execute("UPDATE roles SET role_name=?, permissions=?, description=? WHERE role_id=?",
+                                 (role_name, json.dumps(perms), description, role_id))
+                for user_id, _, roles in holders:
+                    renamed = [role_name if r == current.role_name else r for r in roles]
+                    self._db.execute("UPDATE users SET roles=? WHERE user_id=?", (json.dumps(renamed), user_id))
+            if tuple(perms) != current.permissions:
+                done["tokens_revoked"] = sum(self.revoke_user(user_id) for user_id, _, _ in holders)
+        return self.get_role(role_id)
+
+    def delete_role(self, role_id: int, by: str) -> None:
+        with _audited(by, "delete_role", f"role {role_id}") as done, self._mutex, self._db:
+            current = self._changeable_role(role_id)
+            done["role_name"] = current.role_name
+            holders = self._holders(current.role_name)
+            if holders:
+                raise Conflict(f"Role '{current.role_name}' is still assigned to users",
+                               users=[username for _, username, _ in holders])
+            self._db.execute("DELETE FROM roles WHERE role_id=?", (role_id,))
+
+    def _role_id_of(self, role_name: str) -> int | None:
+        row = self._db.execute("SELECT role_id FROM roles WHERE role_name=?", (role_name,)).fetchone()
+        return None if row is None else row[0]
+
+    def _changeable_role(self, role_id: int) -> RoleRecord:
+        role = self.get_role(role_id)
+        if role.built_in:
+            # the API roles are bound to these names; changing one would silently change who may do what
+            raise Conflict(f"Role '{role.role_name}' is built in and cannot be changed or deleted",
+                           role_name=role.role_name)
+        return role
+
+    def _holders(self, role_name: str) -> list[tuple[int, str, list[str]]]:
+        """(user_id, username, roles) of every user the role is assigned to."""
+        rows = self._db.execute("SELECT DISTINCT u.user_id, u.username, u.roles FROM users u, json_each(u.roles) r "
+                                "WHERE r.value=? ORDER BY u.user_id", (role_name,))
+        return [(user_id, username, json.loads(roles)) for user_id, username, roles in rows]
+
+
+_USER_COLUMNS = "user_id, username, roles, enabled, created_at, last_login, password_hash IS NOT NULL"
+_ROLE_COLUMNS = "role_id, role_name, permissions, description, created_at"
+
+
+def _api_role(roles: list[str], permissions: dict[str, list[str]]) -> ApiRole | None:
+    """The highest API role any of `roles` grants: a built-in role by its name, another by its permissions."""
+    granted = [_API_ROLE_OF.get(r) or (ApiRole.ADMIN if "ALL" in permissions.get(r, ())
+                                       else ApiRole.MONITOR if permissions.get(r) else None) for r in roles]
+    return max((g for g in granted if g is not None), default=None)
+
+
+def _user(row: tuple, permissions: dict[str, list[str]]) -> UserRecord:
+    user_id, username, roles, enabled, created_at, last_login, has_password = row
+    names = json.loads(roles)
+    return UserRecord(user_id, username, tuple(names), bool(enabled), created_at, last_login, bool(has_password),
+                      _api_role(names, permissions))
+
+
+def _role(row: tuple) -> RoleRecord:
+    role_id, name, perms, description, created_at = row
+    permissions = json.loads(perms)
+    return RoleRecord(role_id, name, tuple(permissions), description, created_at, name in _API_ROLE_OF,
+                      _api_role([name], {name: permissions}))
+
+
+def _check_username(username: str) -> None:
+    if not username.strip():
+        raise InvalidInput("Username cannot be empty", field="username")
+    if not USERNAME_MIN <= len(username) <= USERNAME_MAX:
+        raise InvalidInput(f"Username must be between {USERNAME_MIN} and {USERNAME_MAX} characters", field="username")
+    if not username.isprintable():
+        # usernames are written to the log and the audit trail: no line breaks or control codes
+        raise InvalidInput("Username must not contain control characters", field="username")
+
+
+def _check_password(password: str | None) -> None:
+    if password is not None and not password:
+        raise InvalidInput("Password cannot be empty (send null for a user that cannot log in)", field="password")
+
+
+def _check_role_name(role_name: str) -> None:
+    if not role_name.strip():
+        raise InvalidInput("Role name cannot be empty", field="role_name")
+    if len(role_name) > ROLE_NAME_MAX or not role_name.isprintable():
+        raise InvalidInput(f"Role name must be at most {ROLE_NAME_MAX} printable characters", field="role_name")
+
+
+def _checked_permissions(permissions: list[str]) -> list[str]:
+    for p in permissions:
+        if p.upper() not in PERMISSIONS:
+            raise InvalidInput(f"Invalid permission: '{p}'", field="permissions", valid=list(PERMISSIONS))
+    return list(dict.fromkeys(p.upper() for p in permissions))
+
+
+@contextmanager
+def _audited(by: str, action: str, target: str, **details: object) -> Iterator[dict[str, object]]:
+    """Audit the change once: `ok` with what the body adds to the yielded dict, or why it was refused."""
+    done: dict[str, object] = {}
+    try:
+        yield done
+    except EngineError as exc:
+        audit(by, action, target, f"refused: {exc.message}", **details)
+        raise
+    audit(by, action, target, **details, **done)

@@ -15,6 +15,8 @@ from .audit import audit
 from .auth import AuthService
 from .clock import Clock, SystemClock
 from .config import EngineConfig
+from .diagnostics import IncidentService
+from .dumps import DumpService
 from .errors import (
     DeadlockDetected,
     EngineError,
@@ -118,6 +120,8 @@ class Engine:
         self.remote = RemoteSessions(self)
         self.wal = WalMonitor(self.storage, self.clock)
         self.health = HealthService(self)
+        self.incidents = IncidentService(self)
+        self.dumps = DumpService(self)
         self.started_at = self.clock.time()
         self._started_mono = self.clock.monotonic()
         self._sessions: dict[int, Session] = {}
@@ -140,6 +144,7 @@ class Engine:
             PeriodicService("ash", lambda: cfg().ash_interval_ms / 1000, self.sample_ash),
             PeriodicService("deadlock", lambda: cfg().deadlock_check_interval_ms / 1000, self.detect_deadlocks),
             PeriodicService("stats", lambda: 1.0, self._stats_tick),
+            PeriodicService("dump_expiry", lambda: 60.0, self.dumps.sweep),
         ]
         for service in self.services:
             service.start()
@@ -154,6 +159,8 @@ class Engine:
         for service in self.services:
             service.stop()
         self.running = False
+        self.dumps.close()
+        self.incidents.close()
         # sessions running or waiting first: rolling back an idle lock holder must not let a waiter
         # through to commit while the engine shuts down
         for session in sorted(self.session_objects(), key=lambda s: s.statement is None):

@@ -66,3 +66,9 @@ class Conflict(EngineError):
 
 class InvalidInput(EngineError):
     code = "VALIDATION_ERROR"
+
+
+class Gone(EngineError):
+    """The target existed but is no more (an expired diagnostic dump)."""
+
+    code = "GONE"

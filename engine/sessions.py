@@ -115,6 +115,7 @@ class Session:
         self._conn = engine.storage.open_connection(engine.config.buffer_pool_size)
         self._cursor = self._conn.cursor()
         self._accs = engine.stats.accumulators()
+        self._record = engine.stats.record
         self._traced = True  # whether the exec trace (lock taking) is installed on the connection
         self._run_pure = True  # this run's statements only read
         self._run_ddl = False  # this run changed a schema
@@ -497,7 +498,7 @@ class Session:
         counters.rows_read += stmt.rows
         counters.rows_written += stmt.rows_written
         if monitoring:
-            self.engine.stats.record(stmt, self._accs)
+            self._record(stmt, self._accs)
             self._window_misses = -1  # the next statement's first progress call sets its baseline
             if end - self._cache_read_at >= CACHE_READ_SECONDS or stmt.cache_hits is not None:
                 self._cache_read_at = end

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -145,14 +145,14 @@ class Accumulator:
     so recording a statement takes no lock and allocates nothing; readers add them up."""
 
     __slots__ = ("sql", "calls", "total_ms", "min_ms", "max_ms", "rows", "written", "errors", "hist",
-                 "first_seen", "last_end")
+                 "first_seen", "last_end")  # last_end: when the latest call started (what last_seen shows)
 
     def __init__(self, sql: str, first_seen: float) -> None:
         self.sql = sql
         self.calls = self.rows = self.written = self.errors = 0
         self.total_ms = self.max_ms = 0.0
         self.min_ms = math.inf
-        self.hist: dict[int, int] = {}  # sparse LatencyHistogram buckets
+        self.hist: defaultdict[int, int] = defaultdict(int)  # sparse LatencyHistogram buckets
         self.first_seen = self.last_end = first_seen
 
     def merge(self, other: Accumulator) -> None:
@@ -193,6 +193,7 @@ class StatementStats:
     def __init__(self, clock: Clock, config: EngineConfig) -> None:
         self._clock = clock
         self._config = config
+        self._slow_ms = config.slow_query_threshold_ms
         self._mutex = threading.Lock()
         self._live: dict[int, Accumulators] = {}  # by id(): dicts are not hashable
         self._retired: Accumulators = {}
@@ -206,6 +207,7 @@ class StatementStats:
 
     def configure(self, config: EngineConfig) -> None:
         self._config = config
+        self._slow_ms = config.slow_query_threshold_ms
         with self._mutex:
             if self._slow_log.maxlen != config.slow_query_log_size:
                 self._slow_log = deque(self._slow_log, maxlen=config.slow_query_log_size)
@@ -237,7 +239,8 @@ class StatementStats:
             self._evict()
 
     def record(self, stmt: Statement, accs: Accumulators | None = None) -> None:
-        """Count a finished statement into the session's accumulators (or the engine's own)."""
+        """Count a finished statement into the session's accumulators (or the engine's own).
+        Runs once per statement on the session's thread: kept to plain attribute arithmetic."""
         if accs is None:
             accs = self._direct
         ms = stmt.duration_ms or 0.0
@@ -257,13 +260,13 @@ class StatementStats:
         acc.written += stmt.rows_written
         if stmt.error_code is not None:
             acc.errors += 1
-        bucket = int(_log2(ms * _PER_MS) * _PER_DOUBLING) if ms > _MIN_MS else 0
-        if bucket >= _BUCKETS:
-            bucket = _BUCKETS - 1
-        hist = acc.hist
-        hist[bucket] = hist.get(bucket, 0) + 1
-        acc.last_end = stmt.started_at + ms / 1000
-        if ms >= self._config.slow_query_threshold_ms:
+        if ms > _MIN_MS:
+            bucket = int(_log2(ms * _PER_MS) * _PER_DOUBLING)
+            acc.hist[bucket if bucket < _BUCKETS else _BUCKETS - 1] += 1
+        else:
+            acc.hist[0] += 1
+        acc.last_end = stmt.started_at
+        if ms >= self._slow_ms:
             self._slow_log.append(SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql,
                                                 stmt.started_at, ms, stmt.rows, stmt.error_code, stmt.username))
         if stmt.vm_steps is not None:

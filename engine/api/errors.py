@@ -15,8 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth import Forbidden, RateLimited, Unauthorized
-from ..errors import (Conflict, DeadlockDetected, EngineError, InvalidInput, LockTimeout, NotFound, QueryCanceled,
-                      QueryTimeout, SerializationFailure, SessionBusy, SessionTerminated, SqlError,
+from ..errors import (Conflict, DeadlockDetected, EngineError, Gone, InvalidInput, LockTimeout, NotFound,
+                      QueryCanceled, QueryTimeout, SerializationFailure, SessionBusy, SessionTerminated, SqlError,
                       TooManyConnections)
 
 log = logging.getLogger("engine.api")
@@ -26,7 +26,7 @@ MAX_BODY_BYTES = 1024 * 1024
 STATUS_OF: dict[type[EngineError], int] = {
     NotFound: 404, InvalidInput: 400, SqlError: 400, Unauthorized: 401, Forbidden: 403, RateLimited: 429,
     Conflict: 409, SessionBusy: 409, QueryCanceled: 409, LockTimeout: 409, DeadlockDetected: 409,
-    SessionTerminated: 409, SerializationFailure: 409, QueryTimeout: 409, TooManyConnections: 503,
+    SessionTerminated: 409, SerializationFailure: 409, QueryTimeout: 409, TooManyConnections: 503, Gone: 410,
 }
 _HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
                405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT", 410: "GONE",

@@ -13,6 +13,8 @@ from engine.api import create_app
 from engine.auth import ApiRole
 
 PUBLIC = re.compile(r"^/api/v1/(health/|admin/health$|auth/)")
+# Reads only an admin may make: who the users are and what their roles grant.
+ADMIN_READS = re.compile(r"^/api/v1/admin/(users|roles)")
 RANKS = {"monitor": ApiRole.MONITOR, "operator": ApiRole.OPERATOR, "admin": ApiRole.ADMIN}
 
 
@@ -64,7 +66,8 @@ def test_route_auth(client: TestClient, headers: dict, method: str, path: str, r
         return
     assert role is not None, f"{method} {path} has no role requirement"
     if method == "GET":
-        assert role is ApiRole.MONITOR, f"GET {path} should need monitor only"
+        expected = ApiRole.ADMIN if ADMIN_READS.match(path) else ApiRole.MONITOR
+        assert role is expected, f"GET {path} should need {expected.label} only"
     url = _url(path)
     body = {} if method in ("POST", "PUT", "PATCH") else None
     r = client.request(method, url, json=body)
