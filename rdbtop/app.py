@@ -173,6 +173,7 @@ class RdbTop(App[int]):
         if self.shown is not None:
             self.pane.show(self.shown, self.view())
 
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MUTATING and not self.settings.mutations_allowed:
             return False  # hidden and inert: read-only and watch mode have no actions at all
@@ -209,6 +210,8 @@ class RdbTop(App[int]):
         await self.poller.run(self.deliver, self.failed)
 
     def deliver(self, snap: Snapshot) -> None:
+        if not self.is_running:
+            return  # a poll that finished while the app shuts down: its widgets are going away
         self.latest = snap
         self.history.add(snap)
         if self.down_since is not None:
@@ -223,6 +226,8 @@ class RdbTop(App[int]):
         self._update_status()
 
     def failed(self, exc: ClientError, retry_in: float) -> None:
+        if not self.is_running:
+            return
         if self.down_since is None:
             self.down_since = self.clock()
             self.tabs.add_class("stale")

@@ -1,0 +1,123 @@
+"""The action keys against a real engine in process: a constructed blocking chain, then g, k, K, b, m."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from engine import Engine, EngineConfig
+from engine.api import create_app
+from engine.errors import EngineError
+from rdbtop.app import RdbTop
+from rdbtop.client import Credentials, RdbClient
+from rdbtop.config import Settings
+from rdbtop.screens.confirm import ConfirmScreen
+from rdbtop.screens.maintenance import MaintenanceScreen
+
+from .conftest import until
+from .test_keys import notes, on_pane, table
+
+
+class EngineSource:
+    label = "test engine"
+
+    def __init__(self, engine: Engine) -> None:
+        key = engine.auth.create_api_key("operator")
+        self.client = RdbClient("http://engine", Credentials(api_key=key),
+                                transport=httpx.ASGITransport(app=create_app(engine)))
+
+    async def open(self) -> RdbClient:
+        return self.client
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    engine = Engine(config=EngineConfig(lock_timeout_ms=60_000)).start()
+    for schema in ("sales", "inventory"):
+        engine.create_schema(schema)
+    setup = engine.connect("setup", "tests")
+    setup.execute("CREATE TABLE inventory.stock(id INTEGER PRIMARY KEY, qty INTEGER NOT NULL)")
+    setup.execute("INSERT INTO inventory.stock(qty) VALUES (5), (6)")
+    setup.close()
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+@pytest.fixture
+def chain(engine: Engine) -> Iterator[tuple[Engine, dict[str, object]]]:
+    """Session `holder` keeps inventory locked in an open transaction; `waiter` waits behind it."""
+    holder = engine.connect("batch", "batch-forgotten")
+    holder.execute("begin")
+    holder.execute("UPDATE inventory.stock SET qty = qty + 1 WHERE id = 1")
+    waiter = engine.connect("shop", "oltp")
+    outcome: dict[str, object] = {"holder": holder.id, "waiter": waiter.id}
+
+    def wait() -> None:
+        try:
+            waiter.execute("UPDATE inventory.stock SET qty = qty - 1 WHERE id = 2")
+            outcome["result"] = "ran"
+        except EngineError as exc:
+            outcome["result"] = exc.code
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    yield engine, outcome
+    with contextlib.suppress(EngineError):
+        engine.terminate(holder.id)  # lets the waiter go if the test did not
+    thread.join(5)
+
+
+async def test_g_k_and_K_on_a_real_blocking_chain(chain) -> None:  # type: ignore[no-untyped-def]
+    engine, outcome = chain
+    holder, waiter = str(outcome["holder"]), str(outcome["waiter"])
+    app = RdbTop(Settings(url="http://engine", interval=0.5), EngineSource(engine))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.shown is not None and app.shown.blocking_tree, timeout=10)
+        await on_pane(pilot, "sessions", "2")
+        assert table(app, "sessions").select_key(waiter)
+        await pilot.press("g")
+        await until(pilot, lambda: table(app, "sessions").selected_key == holder)
+        table(app, "sessions").select_key(waiter)
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: "result" in outcome, timeout=10)
+        assert outcome["result"] == "QUERY_CANCELED"
+        await until(pilot, lambda: not app.shown.blocking_tree, timeout=10)
+        table(app, "sessions").select_key(holder)
+        await pilot.press("K")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: holder not in {str(s.session_id) for s in app.shown.sessions}, timeout=10)
+        assert "terminated" in notes(app)
+
+
+async def test_b_and_m_against_the_engine(engine: Engine) -> None:
+    app = RdbTop(Settings(url="http://engine", interval=0.5), EngineSource(engine))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.shown is not None, timeout=10)
+        if "backups" in app.shown.missing:
+            pytest.skip("this engine does not serve backups yet")
+        await on_pane(pilot, "backups", "7")
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: app.shown.backups, timeout=20)
+        await until(pilot, lambda: any(b.good for b in app.shown.backups), timeout=30)
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen))
+        await pilot.press("down", "enter", *"inventory", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: "analyze on inventory started" in notes(app) or "Could not" in notes(app),
+                    timeout=10)
+        assert "analyze on inventory started" in notes(app), notes(app)
