@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ash import ActiveSessionHistory
+from .alerts import EVAL_INTERVAL_SECONDS as ALERT_EVAL_SECONDS, AlertService
 from .audit import audit
 from .auth import AuthService
 from .clock import Clock, SystemClock
@@ -120,6 +121,7 @@ class Engine:
         self.remote = RemoteSessions(self)
         self.wal = WalMonitor(self.storage, self.clock)
         self.health = HealthService(self)
+        self.alerts = AlertService(self)
         self.incidents = IncidentService(self)
         self.dumps = DumpService(self)
         self.started_at = self.clock.time()
@@ -144,6 +146,7 @@ class Engine:
             PeriodicService("ash", lambda: cfg().ash_interval_ms / 1000, self.sample_ash),
             PeriodicService("deadlock", lambda: cfg().deadlock_check_interval_ms / 1000, self.detect_deadlocks),
             PeriodicService("stats", lambda: 1.0, self._stats_tick),
+            PeriodicService("alerts", lambda: ALERT_EVAL_SECONDS, self.alerts.evaluate),
             PeriodicService("dump_expiry", lambda: 60.0, self.dumps.sweep),
         ]
         for service in self.services:
@@ -159,6 +162,7 @@ class Engine:
         for service in self.services:
             service.stop()
         self.running = False
+        self.alerts.close()
         self.dumps.close()
         self.incidents.close()
         # sessions running or waiting first: rolling back an idle lock holder must not let a waiter

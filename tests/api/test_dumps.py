@@ -72,12 +72,14 @@ def test_a_dump_is_queued_then_written(client: TestClient, headers: dict, caplog
 
 def test_thread_dump_has_every_threads_stack(client: TestClient, headers: dict) -> None:
     dump, content = take(client, headers, "thread")
-    threads = {t["name"]: t for t in data_of(content, dump)["threads"]}
+    listed = data_of(content, dump)["threads"]
+    threads = {t["name"]: t for t in listed}   # other engines of the test run have threads of these names too
     assert {"MainThread", "engine-ash", "engine-deadlock"} <= set(threads)
     sampler = threads["engine-ash"]["stack"]
     assert any(f["function"] == "_loop" and f["file"].endswith("engine.py") for f in sampler)
     assert all({"file", "line", "function", "code"} <= set(f) for f in sampler)
-    assert "thread_part" in [frame["function"] for frame in threads["engine-dump-writer"]["stack"]]
+    writers = [t for t in listed if t["name"] == "engine-dump-writer"]
+    assert any("thread_part" in [frame["function"] for frame in t["stack"]] for t in writers)
 
 
 def test_memory_dump_has_process_memory_and_engine_structures(engine: Engine, client: TestClient,
