@@ -65,6 +65,7 @@ class RdbTop(App[int]):
     TabPane { padding: 0; }
     .stale KeyedTable, .stale Static, .stale LinePlot { text-opacity: 55%; }
     Screen.kiosk Footer { display: none; }
+    Screen.mono KeyedTable > .datatable--cursor { text-style: bold reverse; }
     """
     BINDINGS = [
         Binding("q", "quit", "Quit"),
@@ -88,11 +89,14 @@ class RdbTop(App[int]):
     ]
 
     def __init__(self, settings: Settings, source: Source, clock: Callable[[], float] = time.time) -> None:
-        super().__init__()
+        monochrome = "NO_COLOR" in os.environ
+        # With native ANSI colours Textual answers NO_COLOR with no colour codes at all; otherwise it
+        # maps every colour to a grey, which turns the terminal's default colours into black on black.
+        super().__init__(ansi_color=monochrome)
         self.settings = settings
         self.source = source
         self.clock = clock
-        self.monochrome = "NO_COLOR" in os.environ
+        self.monochrome = monochrome
         themes, self.theme_problems = load_themes(SHIPPED, user_themes_dir())
         for theme in themes:
             self.register_theme(theme)
@@ -136,6 +140,8 @@ class RdbTop(App[int]):
 
     def on_mount(self) -> None:
         self.refresh_css(animate=False)  # a theme named by TEXTUAL_THEME would otherwise keep default colours
+        if self.monochrome:
+            self.screen.add_class("mono")  # without colours the selected row needs reverse video to show
         if self.settings.watch:
             self.screen.add_class("kiosk")
             self.panes["overview"].add_class("kiosk")

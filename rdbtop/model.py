@@ -256,6 +256,7 @@ class Backup:
     size_bytes: int | None = None
     location: str | None = None
     error_message: str | None = None
+    duration_ms: float | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Backup | None:
@@ -264,10 +265,12 @@ class Backup:
             return None
         return cls(bid, str_(d, "backup_type"), str_(d, "status"), int_(d, "start_time"),
                    int_(d, "completion_time") or int_(d, "completed_at"), int_(d, "size_bytes"), str_(d, "location"),
-                   str_(d, "error_message"))
+                   str_(d, "error_message"), float_(d, "duration_ms"))
 
     @property
-    def duration_seconds(self) -> int | None:
+    def duration_seconds(self) -> float | None:
+        if self.duration_ms is not None:  # ours: exact; RustyDB's whole-second timestamps say 0 for a fast one
+            return self.duration_ms / 1000
         if self.start_time is None or self.completion_time is None:
             return None
         return max(0, self.completion_time - self.start_time)

@@ -87,6 +87,6 @@ class OverviewPane(Pane):
     def _blockers(self, snap: Snapshot, view: View) -> None:
         width = max(20, (self.size.width or 80) // 2 - 2)
         roots = sorted(snap.blocking_tree, key=lambda r: -r.count())
-        lines = [safe_text(f"session {r.session_id} ({r.username or '–'}) blocks {r.count()}: {r.sql or 'idle'}",
+        lines = [safe_text(f"session {r.session_id} ({r.username or '–'}) blocks {r.count()}: {r.sql or 'no statement running'}",
                            width, style=view.palette.critical) for r in roots]
         self._list("#overview-blockers", f"Root blockers ({len(roots)})", lines, "nobody is blocked", view)

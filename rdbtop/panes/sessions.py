@@ -52,7 +52,7 @@ class SessionsPane(Pane):
                 p.muted if s.idle else ""
             rows.append(Row(str(s.session_id), {
                 "id": s.session_id, "user": s.username, "app": s.application, "client": s.client,
-                "state": SHORT_STATE.get(s.state or "", s.state), "wait": s.wait_event, "blocker": s.blocking_session or "",
+                "state": SHORT_STATE.get(s.state or "", s.state), "wait": s.wait_event or s.wait_class, "blocker": s.blocking_session or "",
                 "in_state": duration(s.state_seconds),
                 "txn": age(s.transaction_started_at, snap.taken_at) if s.transaction_started_at else "",
                 "sql": s.sql or ""}, style=style))

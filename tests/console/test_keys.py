@@ -356,3 +356,16 @@ async def test_hostile_strings_stay_data(server) -> None:  # type: ignore[no-unt
         assert any("[link=http://x]a[/link]" in c for c in row)
         await on_pane(pilot, "alerts", "6")
         assert any("[bold]markup[/bold]" in c.plain for c in table(app, "alerts").get_row("a3"))
+
+
+async def test_no_color_means_no_colour_and_a_visible_selection(server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        assert app.theme == "ansi-dark" and app.native_ansi_color and app.screen.has_class("mono")
+        await on_pane(pilot, "sessions", "2")
+        cursor = table(app, "sessions").get_component_styles("datatable--cursor")
+        assert cursor.text_style.reverse
+        await pilot.press("t")
+        assert app.theme == "ansi-light"
