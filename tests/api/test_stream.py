@@ -219,3 +219,14 @@ def test_a_real_websocket_client_over_tcp(live: LiveServer, headers: dict, caplo
         ws.recv(timeout=5)
     assert closed.value.rcvd.code == 1008 and closed.value.rcvd.reason.startswith("Authentication required")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "every connection ended cleanly"
+
+
+def test_firing_alerts_are_in_the_frame(client: TestClient, headers: dict, engine: Engine) -> None:
+    engine.alerts.update_rule("idle_in_transaction", "tests", threshold=0.0, for_seconds=0.0)
+    with _blocked_writer(engine) as holder:
+        wait_until(lambda: engine.alerts.evaluate() or engine.alerts.active_count() > 0)
+        with _open(client, URL, headers["monitor"]) as ws:
+            frame = ws.receive_json()
+    fired = [a for a in frame["alerts"] if a["state"] == "firing"]
+    assert fired and all(a["severity"] and a["title"] and a["triggered_at"] for a in fired)
+    assert any(f"session {holder.id}" in a["description"] for a in fired)

@@ -24,6 +24,7 @@ import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field, ValidationError
 
+from ...alerts import Alert, AlertState
 from ...auth import Unauthorized
 from ...engine import Engine
 from ...locks import BlockingNode
@@ -62,7 +63,8 @@ class RootBlocker(BaseModel):
 class DashboardFrame(BaseModel):
     timestamp: int
     metrics: DashboardMetrics
-    alerts: list[dict] = Field(description="firing alerts (empty until the engine raises alerts)")
+    alerts: list[dict] = Field(description="firing alerts: RustyDB's Alert fields plus state, value, threshold, "
+                                           "occurrence_count")
     # additions
     sessions_by_state: dict[str, int]
     root_blockers: list[RootBlocker]
@@ -186,7 +188,8 @@ class _DashboardStream:
                 transactions_per_second=f.transactions_per_second, cache_hit_ratio=f.cache_hit_ratio,
                 waiting_sessions=f.sessions.by_state["waiting"], lock_waits_total=f.lock_waits_total,
                 deadlocks_total=f.deadlocks_total),
-            alerts=[], sessions_by_state=f.sessions.by_state,
+            alerts=[_alert(a) for a in engine.alerts.alerts(state=AlertState.FIRING)],
+            sessions_by_state=f.sessions.by_state,
             root_blockers=[RootBlocker(session_id=b.session_id, transaction_id=b.transaction_id,
                                        blocked_sessions=_blocked_count(b)) for b in blockers],
             interval_seconds=self._interval, frames_skipped=self.frames_skipped,
@@ -204,3 +207,9 @@ async def dashboard(websocket: WebSocket) -> None:
         await websocket.close(POLICY_VIOLATION, str(refused).encode()[:MAX_REASON_BYTES].decode(errors="ignore"))
         return
     await _DashboardStream(websocket, engine, params.interval, bearer).run()
+
+
+def _alert(a: Alert) -> dict:
+    return {"alert_id": a.alert_id, "severity": a.severity.value, "title": a.title, "description": a.description,
+            "triggered_at": int(a.triggered_at), "acknowledged": a.acknowledged, "state": a.state.value,
+            "value": a.value, "threshold": a.threshold, "occurrence_count": a.occurrence_count}
