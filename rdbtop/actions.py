@@ -60,6 +60,23 @@ class Actions:
     def _warn(self, message: str) -> None:
         self.app.notify(message, severity="warning", timeout=10)
 
+    async def _confirmed(self, screen: ConfirmScreen, declined: str) -> str | None:
+        answer = await self.app.push_screen_wait(screen)
+        if answer is None:
+            self.app.notify(declined)
+        return answer
+
+    async def _send(self, method: str, path: str, body: Any, what: str) -> tuple[bool, Any]:
+        """(True, the answer), or (False, None) after telling the user in words why not."""
+        assert self.app.client is not None
+        try:
+            if method == "DELETE":
+                return True, await self.app.client.delete(path)
+            return True, await self.app.client.post(path, body)
+        except ClientError as exc:
+            self._error(in_words(exc, what))
+            return False, None
+
     async def _current(self, t: SessionTarget, what: str) -> dict[str, Any] | None:
         """The session as the server has it now, or None (and a notification) if it is gone."""
         assert self.app.client is not None
@@ -96,12 +113,10 @@ class Actions:
             self._run(self._cancel(t))
 
     async def _cancel(self, t: SessionTarget) -> None:
-        answer = await self.app.push_screen_wait(ConfirmScreen(
-            f"Cancel the statement of session {t.session_id}?",
-            [("session", t.session_id), ("user", t.username), ("query", t.query_id), ("SQL", t.sql)],
-            "Only this statement is interrupted; the session stays connected."))
-        if answer is None:
-            self.app.notify("Nothing was cancelled.")
+        if await self._confirmed(ConfirmScreen(
+                f"Cancel the statement of session {t.session_id}?",
+                [("session", t.session_id), ("user", t.username), ("query", t.query_id), ("SQL", t.sql)],
+                "Only this statement is interrupted; the session stays connected."), "Nothing was cancelled.") is None:
             return
         current = await self._current(t, "cancelled")
         if current is None:
@@ -112,13 +127,10 @@ class Actions:
             self._warn(f"The statement of session {t.session_id} changed since the screen was drawn "
                        f"(was {t.query_id}, now {now_id or 'none'}): nothing was cancelled.")
             return
-        assert self.app.client is not None
-        try:
-            body = await self.app.client.post(f"/api/v1/query/{t.query_id}/cancel", {"reason": "rdbtop console"})
-        except ClientError as exc:
-            self._error(in_words(exc, f"cancel {t.query_id} of session {t.session_id}"))
-            return
-        self._done(str_(body, "message") or f"Statement {t.query_id} of session {t.session_id} cancelled.")
+        ok, body = await self._send("POST", f"/api/v1/query/{t.query_id}/cancel", {"reason": "rdbtop console"},
+                                    f"cancel {t.query_id} of session {t.session_id}")
+        if ok:
+            self._done(str_(body, "message") or f"Statement {t.query_id} of session {t.session_id} cancelled.")
 
     def terminate(self, t: SessionTarget | None) -> None:
         if t is None:
@@ -127,22 +139,18 @@ class Actions:
             self._run(self._terminate(t))
 
     async def _terminate(self, t: SessionTarget) -> None:
-        answer = await self.app.push_screen_wait(ConfirmScreen(
-            f"Terminate session {t.session_id}?",
-            [("session", t.session_id), ("user", t.username), ("query", t.query_id or "none"), ("SQL", t.sql)],
-            "The session is disconnected; its open transaction is rolled back."))
-        if answer is None:
-            self.app.notify("Nothing was terminated.")
+        if await self._confirmed(ConfirmScreen(
+                f"Terminate session {t.session_id}?",
+                [("session", t.session_id), ("user", t.username), ("query", t.query_id or "none"), ("SQL", t.sql)],
+                "The session is disconnected; its open transaction is rolled back."),
+                "Nothing was terminated.") is None:
             return
         if await self._current(t, "terminated") is None:
             return
-        assert self.app.client is not None
-        try:
-            await self.app.client.delete(f"/api/v1/sessions/{t.session_id}")
-        except ClientError as exc:
-            self._error(in_words(exc, f"terminate session {t.session_id}"))
-            return
-        self._done(f"Session {t.session_id} ({t.username or '–'}) terminated.")
+        ok, _ = await self._send("DELETE", f"/api/v1/sessions/{t.session_id}", None,
+                                 f"terminate session {t.session_id}")
+        if ok:
+            self._done(f"Session {t.session_id} ({t.username or '–'}) terminated.")
 
     # -- alerts, maintenance, backup -----------------------------------------------------------
 
@@ -156,21 +164,18 @@ class Actions:
 
     async def _acknowledge(self, alert: Alert) -> None:
         now = self.app.clock()
-        note = await self.app.push_screen_wait(ConfirmScreen(
+        note = await self._confirmed(ConfirmScreen(
             f"Acknowledge alert {alert.alert_id}?",
             [("alert", alert.alert_id), ("severity", alert.severity), ("title", alert.title),
              ("since", age(alert.triggered_at, now))],
-            "Acknowledge it (others see who did)?", note="optional note, e.g. what you are doing about it"))
+            "Acknowledge it (others see who did)?", note="optional note, e.g. what you are doing about it"),
+            "Nothing was acknowledged.")
         if note is None:
-            self.app.notify("Nothing was acknowledged.")
             return
-        assert self.app.client is not None
-        try:
-            await self.app.client.post(f"/api/v1/alerts/{alert.alert_id}/acknowledge", {"note": note} if note else None)
-        except ClientError as exc:
-            self._error(in_words(exc, f"acknowledge alert {alert.alert_id}"))
-            return
-        self._done(f"Alert {alert.alert_id} acknowledged.")
+        ok, _ = await self._send("POST", f"/api/v1/alerts/{alert.alert_id}/acknowledge",
+                                 {"note": note} if note else None, f"acknowledge alert {alert.alert_id}")
+        if ok:
+            self._done(f"Alert {alert.alert_id} acknowledged.")
 
     def maintenance(self) -> None:
         if self._ready():
@@ -181,21 +186,17 @@ class Actions:
         if choice is None:
             return
         operation, target = choice
-        answer = await self.app.push_screen_wait(ConfirmScreen(
-            f"Run {operation}?", [("operation", operation), ("target", target or "everything"),
-                                  ("server", self.app.source.label)],
-            "It runs on the server as a job; heavy operations slow other sessions."))
-        if answer is None:
-            self.app.notify("No maintenance was started.")
+        if await self._confirmed(ConfirmScreen(
+                f"Run {operation}?", [("operation", operation), ("target", target or "everything"),
+                                      ("server", self.app.source.label)],
+                "It runs on the server as a job; heavy operations slow other sessions."),
+                "No maintenance was started.") is None:
             return
-        assert self.app.client is not None
-        try:
-            body = await self.app.client.post("/api/v1/admin/maintenance", {"operation": operation, "target": target})
-        except ClientError as exc:
-            self._error(in_words(exc, f"start {operation}"))
-            return
-        job = str_(body, "job_id")
-        self._done(f"{operation} on {target or 'everything'} started" + (f" (job {job})." if job else "."))
+        ok, body = await self._send("POST", "/api/v1/admin/maintenance", {"operation": operation, "target": target},
+                                    f"start {operation}")
+        if ok:
+            job = str_(body, "job_id")
+            self._done(f"{operation} on {target or 'everything'} started" + (f" (job {job})." if job else "."))
 
     def backup(self) -> None:
         if self._ready():
@@ -205,21 +206,15 @@ class Actions:
         snap = self.app.latest
         good = [b for b in snap.backups if b.good] if snap else []
         last = max((b.completion_time or b.start_time or 0 for b in good), default=None)
-        answer = await self.app.push_screen_wait(ConfirmScreen(
-            "Start a full backup?",
-            [("server", self.app.source.label), ("type", "full"),
-             ("last good", "none" if last is None else f"{age(last, self.app.clock())} ago")],
-            "The backup runs on the server while sessions go on."))
-        if answer is None:
-            self.app.notify("No backup was started.")
+        if await self._confirmed(ConfirmScreen(
+                "Start a full backup?",
+                [("server", self.app.source.label), ("type", "full"),
+                 ("last good", "none" if last is None else f"{age(last, self.app.clock())} ago")],
+                "The backup runs on the server while sessions go on."), "No backup was started.") is None:
             return
-        assert self.app.client is not None
-        try:
-            body = await self.app.client.post("/api/v1/backup/full", {"backup_type": "full"})
-        except ClientError as exc:
-            self._error(in_words(exc, "start a backup"))
-            return
-        self._done(f"Backup {str_(body, 'backup_id') or ''} started ({str_(body, 'status') or 'accepted'}).")
+        ok, body = await self._send("POST", "/api/v1/backup/full", {"backup_type": "full"}, "start a backup")
+        if ok:
+            self._done(f"Backup {str_(body, 'backup_id') or ''} started ({str_(body, 'status') or 'accepted'}).")
 
     # -- reads for screens -----------------------------------------------------------------
 

@@ -31,7 +31,14 @@ from .screens.detail import DetailScreen
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .sources import Source
-from .themes import DEFAULT_THEME, MONOCHROME_THEME, SHIPPED, VARIABLE_DEFAULTS, Palette, load_themes
+from .themes import (
+    DEFAULT_THEME,
+    MONOCHROME_THEME,
+    SHIPPED,
+    VARIABLE_DEFAULTS,
+    Palette,
+    load_themes,
+)
 from .widgets.banner import Banner
 
 MUTATING = {"cancel_query", "terminate", "acknowledge", "maintenance", "backup"}
@@ -253,7 +260,7 @@ class RdbTop(App[int]):
     def _update_status(self) -> None:
         mode = "WATCH" if self.settings.watch else "READ-ONLY" if self.settings.read_only else "operator"
         parts = [Text("rdbtop", style="bold"), Text(" · "), safe_text(self.source.label, 40), Text(f" · {mode}"),
-                 Text(f" · every {duration(self.interval).removesuffix('.0s') + 's' if self.interval < 10 else duration(self.interval)}")]
+                 Text(f" · every {self.interval:g}s")]
         if self.latest is not None:
             parts.append(Text(f" · {time.strftime('%H:%M:%S', time.localtime(self.latest.taken_at))}"))
         elif self.down_since is None:

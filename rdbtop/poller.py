@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from .client import ApiFailure, ClientError, NotServed, RdbClient, Unreachable
-from .model import (AshBucket, AshSample, BlockerNode, Overview, Snapshot, ActiveQuery, Alert, Backup,
-                    BackupSchedule, Deadlock, Lock, Session, field_of, parse_all)
+from .model import (
+    ActiveQuery,
+    Alert,
+    AshBucket,
+    AshSample,
+    Backup,
+    BackupSchedule,
+    BlockerNode,
+    Deadlock,
+    Lock,
+    Overview,
+    Session,
+    Snapshot,
+    field_of,
+    parse_all,
+)
 
 MIN_INTERVAL = 0.5
 MAX_INTERVAL = 60.0

@@ -51,7 +51,9 @@ class EmbeddedSource:
         self._thread.start()
 
     def _start(self) -> None:
-        from .embedded import EmbeddedEngine  # the engine's imports cost time: only when embedded
+        from .embedded import (
+            EmbeddedEngine,  # the engine's imports cost time: only when embedded
+        )
 
         try:
             engine = EmbeddedEngine(*self._args)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
-
 from ..format import age, number
 from ..model import SEVERITY_RANK, Alert, Snapshot
 from ..widgets.table import Column, KeyedTable, Row
-from .base import Pane, View
+from .base import TablePane, View
 
 COLUMNS = [
     Column("severity", "Severity", 8), Column("state", "State", 12), Column("title", "Alert"),
@@ -19,12 +16,9 @@ COLUMNS = [
 STATE_RANK = {"firing": 0, "acknowledged": 1, "suppressed": 2, "resolved": 3}
 
 
-class AlertsPane(Pane):
+class AlertsPane(TablePane):
+    columns = COLUMNS
     area, title, key = "alerts", "Alerts", "alerts"
-
-    def compose_body(self) -> ComposeResult:
-        yield Static(classes="caption")
-        yield KeyedTable(COLUMNS, id="alerts-table")
 
     def ordered(self, snap: Snapshot) -> list[Alert]:
         return sorted(snap.alerts, key=lambda a: (STATE_RANK.get(a.status, 4),

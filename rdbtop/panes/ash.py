@@ -14,11 +14,8 @@ from ..widgets.charts import WAIT_CLASS_ORDER, ash_bars
 from ..widgets.table import Column, KeyedTable, Row
 from .base import Pane, View
 
-TOP = {
-    "sql_id": ("Top SQL", "example"),
-    "session": ("Top sessions", "example"),
-    "wait_event": ("Top wait events", None),
-}
+# group: (title, whether its example, SQL text or user@program, follows the key)
+TOP = {"sql_id": ("Top SQL", True), "session": ("Top sessions", True), "wait_event": ("Top wait events", False)}
 
 
 def bucketed(samples: list[AshSample], start: float, seconds: int, columns: int) -> list[dict[str, float]]:
@@ -44,7 +41,7 @@ class AshPane(Pane):
         yield Static(classes="caption")
         yield Static(classes="chart")
         with Horizontal(classes="tops"):
-            for group, (title, _) in TOP.items():
+            for group, (title, _example) in TOP.items():
                 yield KeyedTable([Column("key", title), Column("pct", "%", 5, right=True)], id=f"top-{group}")
 
     def draw(self, snap: Snapshot, view: View) -> None:
@@ -65,7 +62,7 @@ class AshPane(Pane):
         chart.update(Text.assemble(bars, "\n", legend))
         self.set_caption(f"Active sessions by wait class, last {view.ash_window // 60} min "
                          f"({len(samples)} samples) · w: window 5/15/60 min")
-        for group, (title, example) in TOP.items():
+        for group, (_title, example) in TOP.items():
             buckets = snap.ash_top.get(group, [])
             rows = [Row(b.key, {"key": (f"{b.key} {b.example}" if example and b.example else b.key),
                                 "pct": "–" if b.percent is None else f"{b.percent:.0f}"}) for b in buckets]

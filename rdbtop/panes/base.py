@@ -14,6 +14,7 @@ from textual.widgets import Static
 from ..model import Session, Snapshot
 from ..safe import safe_text
 from ..themes import Palette
+from ..widgets.table import Column, KeyedTable
 
 HISTORY_POINTS = 300
 
@@ -130,6 +131,16 @@ class Pane(Vertical):
     def target(self, snap: Snapshot) -> SessionTarget | None:
         """The session under the cursor, for cancel, terminate and `g`."""
         return None
+
+
+class TablePane(Pane):
+    """A caption line over one table of `columns`."""
+
+    columns: ClassVar[list[Column]] = []
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(classes="caption")
+        yield KeyedTable(self.columns, id=f"{self.key}-table")
 
 
 def session_target(snap: Snapshot, session_id: int | None) -> SessionTarget | None:

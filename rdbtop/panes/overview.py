@@ -45,22 +45,21 @@ class OverviewPane(Pane):
         o, p, h = snap.overview, view.palette, view.history
         health_style = p.ok if o.health == "healthy" else p.critical if o.health else p.muted
         states = "  ".join(f"{k} {v}" for k, v in sorted(o.sessions_by_state.items()))
+        deadlocks = "–" if o.deadlocks is None else o.deadlocks
         head = Text.assemble(safe_text(f"{o.server_name or 'server'} {o.server_version or ''}", 40, style="bold"),
                              "  health ", safe_text(o.health, 12, style=health_style),
-                             f"  uptime {duration(o.uptime_seconds)}  deadlocks {o.deadlocks if o.deadlocks is not None else '–'}")
+                             f"  uptime {duration(o.uptime_seconds)}  deadlocks {deadlocks}")
         second = safe_text(f"sessions: {states or '–'}", self.size.width or 200, style=p.muted)
         if o.health_notes:
             second = safe_text("; ".join(o.health_notes), self.size.width or 200, style=p.critical)
         self.query_one(".headline", Static).update(Text.assemble(head, "\n", second))
-        self.query_one("#plot-statements", LinePlot).plot([("stmts", h.statements)], p.ok,
-                                                          number(o.statements_per_second))
-        self.query_one("#plot-sessions", LinePlot).plot([("active", h.active), ("waiting", h.waiting)], p.waiting,
-                                                        f"{o.sessions_by_state.get('active', 0)} / "
-                                                        f"{o.sessions_by_state.get('waiting', 0)}")
-        self.query_one("#plot-cache", LinePlot).plot([("hit", h.cache_hit)], p.ok, percent(o.cache_hit_ratio),
-                                                     ceiling=100)
-        self.query_one("#plot-cpu", LinePlot).plot([("cpu", h.cpu)], p.ok,
-                                                   "–" if o.cpu_percent is None else f"{o.cpu_percent:.0f}%", ceiling=100)
+        by_state = o.sessions_by_state
+        cpu = "–" if o.cpu_percent is None else f"{o.cpu_percent:.0f}%"
+        self.query_one("#plot-statements", LinePlot).plot([h.statements], p.ok, number(o.statements_per_second))
+        self.query_one("#plot-sessions", LinePlot).plot(
+            [h.active, h.waiting], p.waiting, f"{by_state.get('active', 0)} / {by_state.get('waiting', 0)}")
+        self.query_one("#plot-cache", LinePlot).plot([h.cache_hit], p.ok, percent(o.cache_hit_ratio), ceiling=100)
+        self.query_one("#plot-cpu", LinePlot).plot([h.cpu], p.ok, cpu, ceiling=100)
         self._alerts(snap, view)
         self._blockers(snap, view)
 
@@ -87,6 +86,6 @@ class OverviewPane(Pane):
     def _blockers(self, snap: Snapshot, view: View) -> None:
         width = max(20, (self.size.width or 80) // 2 - 2)
         roots = sorted(snap.blocking_tree, key=lambda r: -r.count())
-        lines = [safe_text(f"session {r.session_id} ({r.username or '–'}) blocks {r.count()}: {r.sql or 'no statement running'}",
-                           width, style=view.palette.critical) for r in roots]
+        lines = [safe_text(f"session {r.session_id} ({r.username or '–'}) blocks {r.count()}: "
+                           f"{r.sql or 'no statement running'}", width, style=view.palette.critical) for r in roots]
         self._list("#overview-blockers", f"Root blockers ({len(roots)})", lines, "nobody is blocked", view)

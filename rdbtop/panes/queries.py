@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
-
 from ..format import duration
 from ..model import ActiveQuery, Snapshot
 from ..widgets.table import Column, KeyedTable, Row
-from .base import Pane, SessionTarget, View
+from .base import SessionTarget, TablePane, View
 
 COLUMNS = [
     Column("session", "Sess", 6, right=True), Column("query", "Query", 8, drop=2), Column("user", "User", 10),
@@ -18,12 +15,9 @@ COLUMNS = [
 SORTS = ("elapsed", "session", "user")
 
 
-class QueriesPane(Pane):
+class QueriesPane(TablePane):
+    columns = COLUMNS
     area, title, key, sorts = "queries", "Queries", "queries", SORTS
-
-    def compose_body(self) -> ComposeResult:
-        yield Static(classes="caption")
-        yield KeyedTable(COLUMNS, id="queries-table")
 
     def visible(self, snap: Snapshot, view: View) -> list[ActiveQuery]:
         by_id = {s.session_id: s for s in snap.sessions}

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
-
 from ..format import age, duration
 from ..model import Session, Snapshot
 from ..widgets.table import Column, KeyedTable, Row
-from .base import Pane, SessionTarget, View, session_target
+from .base import SessionTarget, TablePane, View, session_target
 
 STATE_RANK = {"waiting": 0, "idle in transaction": 1, "active": 2, "idle": 3}
 SHORT_STATE = {"idle in transaction": "idle in tx"}
@@ -32,12 +29,9 @@ def sort_sessions(sessions: list[Session], sort: int) -> list[Session]:
     return sorted(sessions, key=lambda s: s.session_id)
 
 
-class SessionsPane(Pane):
+class SessionsPane(TablePane):
+    columns = COLUMNS
     area, title, key, sorts = "sessions", "Sessions", "sessions", SORTS
-
-    def compose_body(self) -> ComposeResult:
-        yield Static(classes="caption")
-        yield KeyedTable(COLUMNS, id="sessions-table")
 
     def visible(self, snap: Snapshot, view: View) -> list[Session]:
         shown = [s for s in snap.sessions if not (view.hide_idle and s.idle) and view.filter.session(s)]
@@ -52,7 +46,8 @@ class SessionsPane(Pane):
                 p.muted if s.idle else ""
             rows.append(Row(str(s.session_id), {
                 "id": s.session_id, "user": s.username, "app": s.application, "client": s.client,
-                "state": SHORT_STATE.get(s.state or "", s.state), "wait": s.wait_event or s.wait_class, "blocker": s.blocking_session or "",
+                "state": SHORT_STATE.get(s.state or "", s.state), "wait": s.wait_event or s.wait_class,
+                "blocker": s.blocking_session or "",
                 "in_state": duration(s.state_seconds),
                 "txn": age(s.transaction_started_at, snap.taken_at) if s.transaction_started_at else "",
                 "sql": s.sql or ""}, style=style))

@@ -24,12 +24,12 @@ class LinePlot(Static):
     def __init__(self, title: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.title = title
-        self.series: list[tuple[str, Sequence[float]]] = []
+        self.series: list[Sequence[float]] = []
         self.style = ""
         self.tail = ""
         self.ceiling: float | None = None  # a fixed top (100 for percentages); else the data's maximum
 
-    def plot(self, series: list[tuple[str, Sequence[float]]], style: str, tail: str = "",
+    def plot(self, series: list[Sequence[float]], style: str, tail: str = "",
              ceiling: float | None = None) -> None:
         self.series, self.style, self.tail, self.ceiling = series, style, tail, ceiling
         self.redraw()
@@ -42,7 +42,7 @@ class LinePlot(Static):
         if width < 10 or height < 3:
             return
         title = safe_text(f"{self.title} {self.tail}".strip(), width, style="bold")
-        points = [list(ys) for _, ys in self.series if len(ys) > 1]
+        points = [list(ys) for ys in self.series if len(ys) > 1]
         if not points:
             self.update(Text.assemble(title, "\n", Text("waiting for data…", style="dim")))
             return

@@ -33,6 +33,14 @@ async def on_pane(pilot, key: str, number: str) -> None:  # type: ignore[no-unty
     await pilot.pause()
 
 
+async def ask(pilot, pane: str, number: str, row: str, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Select `row` on `pane` and press an action `key`; return once its confirmation shows."""
+    await on_pane(pilot, pane, number)
+    assert table(pilot.app, pane).select_key(row)
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+
+
 async def test_number_keys_switch_panes_and_each_pane_shows_data(server) -> None:  # type: ignore[no-untyped-def]
     app = make_app(server)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -51,10 +59,7 @@ async def test_k_cancels_exactly_the_statement_shown_after_confirmation(server) 
     app = make_app(server)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        await on_pane(pilot, "sessions", "2")
-        assert table(app, "sessions").select_key("6")
-        await pilot.press("k")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await ask(pilot, "sessions", "2", "6", "k")
         shown = str(app.screen.query_one(".facts").render())
         assert "6" in shown and "analyst" in shown and "q601" in shown and "GROUP BY region" in shown
         assert server.actions() == []  # nothing before the answer
@@ -68,10 +73,7 @@ async def test_k_refuses_when_the_statement_changed_since_the_screen_was_drawn(s
     app = make_app(server)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        await on_pane(pilot, "queries", "3")
-        assert table(app, "queries").select_key("q601")
-        await pilot.press("k")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await ask(pilot, "queries", "3", "q601", "k")
         server.session(6).update(current_query_id="q602", current_query="SELECT 2")  # the session moved on
         await pilot.press("y")
         await until(pilot, lambda: "changed since the screen was drawn" in notes(app))
@@ -83,10 +85,7 @@ async def test_k_declined_does_nothing(server) -> None:  # type: ignore[no-untyp
     app = make_app(server)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        await on_pane(pilot, "sessions", "2")
-        table(app, "sessions").select_key("6")
-        await pilot.press("k")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await ask(pilot, "sessions", "2", "6", "k")
         await pilot.press("enter")  # the focus starts on No: Enter out of habit declines
         await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert server.actions() == [] and "Nothing was cancelled" in notes(app)
@@ -96,10 +95,7 @@ async def test_K_terminates_the_selected_session(server) -> None:  # type: ignor
     app = make_app(server)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        await on_pane(pilot, "sessions", "2")
-        table(app, "sessions").select_key("3")
-        await pilot.press("K")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await ask(pilot, "sessions", "2", "3", "K")
         assert "batch" in str(app.screen.query_one(".facts").render())
         await pilot.press("y")
         await until(pilot, lambda: server.actions())
@@ -111,10 +107,7 @@ async def test_K_refuses_a_different_connection_under_the_same_id(server) -> Non
     app = make_app(server)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        await on_pane(pilot, "sessions", "2")
-        table(app, "sessions").select_key("7")
-        await pilot.press("K")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await ask(pilot, "sessions", "2", "7", "K")
         server.session(7).update(username="someone-else", created_at=server.now)
         await pilot.press("y")
         await until(pilot, lambda: "different connection" in notes(app))
@@ -126,9 +119,8 @@ async def test_server_errors_are_told_in_words(server) -> None:  # type: ignore[
     app = make_app(server)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        await on_pane(pilot, "sessions", "2")
-        table(app, "sessions").select_key("6")
-        await pilot.press("k", "y")
+        await ask(pilot, "sessions", "2", "6", "k")
+        await pilot.press("y")
         await until(pilot, lambda: "not allowed" in notes(app))
         assert "operator role" in notes(app)
 
@@ -288,10 +280,7 @@ async def test_a_acknowledges_the_selected_alert_with_a_note(server) -> None:  #
     app = make_app(server)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        await on_pane(pilot, "alerts", "6")
-        table(app, "alerts").select_key("a1")
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await ask(pilot, "alerts", "6", "a1", "a")
         app.screen.query_one("#note").focus()
         await pilot.press(*"on it", "enter", "y")
         await until(pilot, lambda: server.actions())
@@ -369,3 +358,31 @@ async def test_no_color_means_no_colour_and_a_visible_selection(server, monkeypa
         assert cursor.text_style.reverse
         await pilot.press("t")
         assert app.theme == "ansi-light"
+
+
+async def test_w_changes_the_ash_window_and_the_palette_reaches_every_pane(server) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(server)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert all(f"Pane: {t}" in titles for t in ("Overview", "Sessions", "Locks", "ASH", "Backups"))
+        await on_pane(pilot, "ash", "5")
+        await pilot.press("w")
+        assert app.ash_window == 3600 and app.poller.ash_window == 3600
+        await until(pilot, lambda: "last 60 min" in str(app.pane.query_one(".caption").render()))
+
+
+async def test_narrow_terminals_drop_low_value_columns_and_keep_the_selection(server) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(server)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await loaded(pilot)
+        await on_pane(pilot, "sessions", "2")
+        t = table(app, "sessions")
+        t.select_key("6")
+        wide = [str(c.label) for c in t.columns.values()]
+        assert {"App", "Client", "Txn age"} <= set(wide)
+        await pilot.resize_terminal(80, 24)
+        await until(pilot, lambda: "Client" not in [str(c.label) for c in t.columns.values()])
+        narrow = [str(c.label) for c in t.columns.values()]
+        assert {"ID", "User", "State", "Wait", "In state", "SQL"} <= set(narrow) and "App" not in narrow
+        assert t.selected_key == "6" and t.row_count == 7

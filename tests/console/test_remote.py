@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rdbtop.app import RdbTop
 from rdbtop.client import Credentials
 from rdbtop.config import Settings
-from rdbtop.app import RdbTop
 from rdbtop.sources import RemoteSource
 from tests.api.conftest import free_port, wait_until
 
