@@ -41,6 +41,11 @@ ASH_MAX_SAMPLES = 20_000
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 NOT_SERVED_NOTE = "this server does not serve {path}"
+# the calls each area of the screen is drawn from: an area is hidden when none of them is served
+AREA_SOURCES = {
+    "overview": ("performance", "health"), "sessions": ("sessions",), "queries": ("queries",),
+    "locks": ("graph", "locks", "deadlocks"), "ash": ("ash",), "alerts": ("alerts",), "backups": ("backups",),
+}
 
 
 class Poller:
@@ -99,10 +104,18 @@ class Poller:
                 raise value
             if isinstance(value, BaseException) and not isinstance(value, ClientError):
                 raise value
-        data = {name: self._area(snap, name, value) for name, value in results.items()}
-        if "info" in data and data["info"] is not None:
+        unserved: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        data = {name: _value(name, value, unserved, failed) for name, value in results.items()}
+        if data.get("info") is not None:
             self._info = data["info"]
         self._fill(snap, data)
+        for area, sources in AREA_SOURCES.items():
+            if all(s in unserved for s in sources):
+                snap.missing[area] = unserved[sources[0]]
+            problems = [failed[s] for s in sources if s in failed]
+            if problems:
+                snap.errors[area] = "; ".join(problems)
         return snap
 
     async def _health(self) -> Any:
@@ -132,16 +145,6 @@ class Poller:
         self._ash_from = since if self._ash_from is None else min(self._ash_from, since)
         return [s for second in sorted(self._ash) if second >= start for s in self._ash[second]]
 
-    @staticmethod
-    def _area(snap: Snapshot, name: str, value: Any) -> Any:
-        if isinstance(value, NotServed):
-            snap.missing[name] = NOT_SERVED_NOTE.format(path=value.message.removeprefix("no route for "))
-            return None
-        if isinstance(value, ClientError):
-            snap.errors[name] = str(value)
-            return None
-        return value
-
     def _fill(self, snap: Snapshot, data: dict[str, Any]) -> None:
         sessions = data.get("sessions")
         snap.sessions = parse_all(field_of(sessions, "sessions") if isinstance(sessions, dict) else sessions,
@@ -163,10 +166,6 @@ class Poller:
         snap.ash_samples = data.get("ash") or []
         snap.ash_top = {name.removeprefix("top:"): parse_all(field_of(value, "top"), AshBucket.parse)
                         for name, value in data.items() if name.startswith("top:") and value is not None}
-        for area, sources in (("locks", ("graph", "locks")), ("backups", ("backups",)), ("alerts", ("alerts",)),
-                              ("ash", ("ash",)), ("queries", ("queries",)), ("sessions", ("sessions",))):
-            if all(s in snap.missing for s in sources):
-                snap.missing[area] = snap.missing[sources[0]]
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -191,3 +190,13 @@ class Poller:
             except TimeoutError:
                 pass
 
+
+def _value(name: str, value: Any, unserved: dict[str, str], failed: dict[str, str]) -> Any:
+    """A call's answer, or None with the reason noted: not served, or failed."""
+    if isinstance(value, NotServed):
+        unserved[name] = NOT_SERVED_NOTE.format(path=value.message.removeprefix("no route for "))
+        return None
+    if isinstance(value, ClientError):
+        failed[name] = str(value)
+        return None
+    return value

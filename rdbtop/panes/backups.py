@@ -52,8 +52,7 @@ class BackupsPane(Pane):
             line = safe_text("No good backup on record.", width, style=p.critical)
         s = snap.schedule
         if s is None:
-            sched = safe_text("schedule: " + snap.missing.get("schedule", snap.errors.get("schedule", "–")), width,
-                              style=p.muted)
+            sched = safe_text("schedule: –", width, style=p.muted)
         else:
             sched = safe_text(f"schedule: {'on' if s.enabled else 'off' if s.enabled is False else '–'} · full "
                               f"{s.full_cron or '–'} · incremental {s.incremental_cron or '–'} · keep "

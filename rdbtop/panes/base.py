@@ -100,6 +100,8 @@ class Pane(Vertical):
     Pane.unserved > .note { display: block; }
     Pane.unserved > .body { display: none; }
     Pane .caption { height: 1; }
+    Pane > .problem { display: none; height: auto; max-height: 2; color: $error; }
+    Pane.failing > .problem { display: block; }
     """
     area: ClassVar[str] = ""
     title: ClassVar[str] = ""
@@ -108,6 +110,7 @@ class Pane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(classes="note")
+        yield Static(classes="problem")
         with Vertical(classes="body"):
             yield from self.compose_body()
 
@@ -120,6 +123,11 @@ class Pane(Vertical):
         if missing is not None:
             self.query_one(".note", Static).update(safe_text(f"{self.title}: {missing}. The pane is hidden.", 200))
             return
+        problem = snap.errors.get(self.area)
+        self.set_class(problem is not None, "failing")
+        if problem is not None:
+            self.query_one(".problem", Static).update(
+                safe_text(f"Could not read all of this pane: {problem}", 2 * (self.size.width or 100)))
         self.draw(snap, view)
 
     def draw(self, snap: Snapshot, view: View) -> None:

@@ -386,3 +386,15 @@ async def test_narrow_terminals_drop_low_value_columns_and_keep_the_selection(se
         narrow = [str(c.label) for c in t.columns.values()]
         assert {"ID", "User", "State", "Wait", "In state", "SQL"} <= set(narrow) and "App" not in narrow
         assert t.selected_key == "6" and t.row_count == 7
+
+
+async def test_a_read_the_server_refuses_is_said_on_its_pane(server) -> None:  # type: ignore[no-untyped-def]
+    server.forbidden.add("/api/v1/transactions/locks")
+    app = make_app(server)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await on_pane(pilot, "locks", "4")
+        assert app.pane.has_class("failing") and not app.pane.has_class("unserved")
+        assert "operator role" in str(app.pane.query_one(".problem").render())
+        await on_pane(pilot, "sessions", "2")
+        assert not app.pane.has_class("failing")
