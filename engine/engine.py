@@ -16,6 +16,7 @@ from .audit import audit
 from .auth import AuthService
 from .clock import Clock, SystemClock
 from .config import EngineConfig
+from .config_store import ConfigStore
 from .diagnostics import IncidentService
 from .dumps import DumpService
 from .errors import (
@@ -29,13 +30,15 @@ from .events import EventBus
 from .health import HealthService
 from .host import HostFigures, HostMonitor
 from .locks import Deadlock, LockManager
+from .logs import EngineLogs
+from .maintenance import MaintenanceService
 from .remote import RemoteSessions
 from .sessions import Session, SessionInfo, SessionState
 from .statements import SqlTexts, Statement
 from .stats import StatementStats
 from .storage import Storage
 from .transactions import TransactionRegistry
-from .wal import WalMonitor
+from .wal import CheckpointMode, WalMonitor
 
 log = logging.getLogger("engine")
 
@@ -51,6 +54,7 @@ class PeriodicService:
         self._interval = interval
         self._tick = tick
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
         self.ticks = 0
         self.last_error: str | None = None
@@ -72,7 +76,11 @@ class PeriodicService:
         return self._thread.is_alive()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval()):
+        while True:
+            self._wake.wait(self._interval())
+            if self._stop.is_set():
+                return
+            self._wake.clear()  # woken early, as the interval changed: tick now, then wait the new one
             try:
                 self._tick()
                 self.ticks += 1
@@ -83,8 +91,13 @@ class PeriodicService:
                 log.exception("%s service tick failed", self.name)
             self.last_tick_mono = time.monotonic()
 
+    def wake(self) -> None:
+        """Cut the current wait short: tick now, then wait with the current interval."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
 
@@ -111,6 +124,9 @@ class Engine:
         self.events = EventBus()
         self.config = (config or EngineConfig()).validated()
         self.storage = Storage(data_dir)
+        self.settings = ConfigStore(self.storage.data_dir)
+        self.config = self.settings.load(self.config)  # what PUT /admin/config saved wins
+        self.logs = EngineLogs(self.storage.data_dir, self.config)
         self.locks = LockManager(self.clock)
         self.sql_texts = SqlTexts()
         self.transactions = TransactionRegistry(self.clock)
@@ -124,6 +140,7 @@ class Engine:
         self.alerts = AlertService(self)
         self.incidents = IncidentService(self)
         self.dumps = DumpService(self)
+        self.maintenance = MaintenanceService(self)
         self.started_at = self.clock.time()
         self._started_mono = self.clock.monotonic()
         self._sessions: dict[int, Session] = {}
@@ -146,6 +163,8 @@ class Engine:
             PeriodicService("ash", lambda: cfg().ash_interval_ms / 1000, self.sample_ash),
             PeriodicService("deadlock", lambda: cfg().deadlock_check_interval_ms / 1000, self.detect_deadlocks),
             PeriodicService("stats", lambda: 1.0, self._stats_tick),
+            PeriodicService("checkpoint", lambda: cfg().checkpoint_interval_secs,
+                            lambda: self.wal.checkpoint(CheckpointMode.PASSIVE, by="checkpointer")),
             PeriodicService("alerts", lambda: ALERT_EVAL_SECONDS, self.alerts.evaluate),
             PeriodicService("dump_expiry", lambda: 60.0, self.dumps.sweep),
         ]
@@ -162,6 +181,7 @@ class Engine:
         for service in self.services:
             service.stop()
         self.running = False
+        self.maintenance.close()
         self.alerts.close()
         self.dumps.close()
         self.incidents.close()
@@ -173,8 +193,9 @@ class Engine:
             session.close()
         self.closed = True
         self.auth.close()
-        self.storage.remove_if_temporary()
         log.info("engine stopped")
+        self.logs.close()
+        self.storage.remove_if_temporary()
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -188,9 +209,14 @@ class Engine:
 
     def reconfigure(self, **changes: object) -> EngineConfig:
         """Apply new settings at once (validated; nothing changes when one is bad)."""
+        intervals = [s.interval_seconds for s in self.services]
         self.config = self.config.replace(**changes)
         self.stats.configure(self.config)
         self.ash.configure(self.config)
+        self.logs.configure(self.config)
+        for service, interval in zip(self.services, intervals):
+            if service.interval_seconds != interval:
+                service.wake()  # a long old interval must not hold back the new one
         return self.config
 
     # -- sessions ----------------------------------------------------------------------------

@@ -68,6 +68,12 @@ class InvalidInput(EngineError):
     code = "VALIDATION_ERROR"
 
 
+class InvalidRequest(InvalidInput):
+    """RustyDB's INVALID_INPUT (400): a well-formed request that a domain rule refuses."""
+
+    code = "INVALID_INPUT"
+
+
 class Gone(EngineError):
     """The target existed but is no more (an expired diagnostic dump)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -108,13 +108,16 @@ class WalMonitor:
         return WalState([self._file(schema, path) for schema, path in self._storage.files().items()],
                         self.last_checkpoint, self._in_progress)
 
-    def checkpoint(self, mode: CheckpointMode = CheckpointMode.PASSIVE, by: str = "engine") -> Checkpoint:
-        """Checkpoint every schema's WAL; a second caller waits for the first to finish."""
+    def checkpoint(self, mode: CheckpointMode = CheckpointMode.PASSIVE, by: str = "engine",
+                   schemas: Collection[str] | None = None) -> Checkpoint:
+        """Checkpoint every schema's WAL (or only those of `schemas`); a second caller waits for the
+        first to finish."""
         with self._one_at_a_time:
             self._in_progress = True
             try:
                 started_at, start = self._clock.time(), self._clock.monotonic()
-                done = tuple(self._checkpoint(schema, path, mode) for schema, path in self._storage.files().items())
+                done = tuple(self._checkpoint(schema, path, mode) for schema, path in self._storage.files().items()
+                             if schemas is None or schema in schemas)
                 after = self.status().checkpointed_frames or 0
                 result = Checkpoint(mode, started_at, self._clock.time(), (self._clock.monotonic() - start) * 1000,
                                     done, after)
