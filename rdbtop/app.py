@@ -100,6 +100,8 @@ class RdbTop(App[int]):
         # With native ANSI colours Textual answers NO_COLOR with no colour codes at all; otherwise it
         # maps every colour to a grey, which turns the terminal's default colours into black on black.
         super().__init__(ansi_color=monochrome)
+        # no sliding tab underline: over SSH every animation frame is bytes and time
+        self.animation_level = "none"
         self.settings = settings
         self.source = source
         self.clock = clock
