@@ -25,7 +25,7 @@ import apsw
 
 from .audit import audit
 from .clock import Clock
-from .errors import Conflict, EngineError, InvalidInput, NotFound
+from .errors import Conflict, EngineError, InvalidInput, InvalidRequest, NotFound
 
 TOKEN_TTL_SECONDS = 3600
 REFRESH_TTL_SECONDS = 7 * 86400
@@ -379,7 +379,7 @@ class AuthService:
         known = self._permissions()
         for name in roles:
             if name not in known:
-                raise InvalidInput(f"Role '{name}' does not exist", field="roles", role=name)
+                raise InvalidRequest(f"Role '{name}' does not exist", field="roles", role=name)
 
     def _check_keeps_an_admin(self, user: UserRecord, roles_after: list[str]) -> None:
         """Refuse the change that would leave no enabled user able to administer the engine."""
@@ -496,30 +496,30 @@ def _role(row: tuple) -> RoleRecord:
 
 def _check_username(username: str) -> None:
     if not username.strip():
-        raise InvalidInput("Username cannot be empty", field="username")
+        raise InvalidRequest("Username cannot be empty", field="username")
     if not USERNAME_MIN <= len(username) <= USERNAME_MAX:
-        raise InvalidInput(f"Username must be between {USERNAME_MIN} and {USERNAME_MAX} characters", field="username")
+        raise InvalidRequest(f"Username must be between {USERNAME_MIN} and {USERNAME_MAX} characters", field="username")
     if not username.isprintable():
         # usernames are written to the log and the audit trail: no line breaks or control codes
-        raise InvalidInput("Username must not contain control characters", field="username")
+        raise InvalidRequest("Username must not contain control characters", field="username")
 
 
 def _check_password(password: str | None) -> None:
     if password is not None and not password:
-        raise InvalidInput("Password cannot be empty (send null for a user that cannot log in)", field="password")
+        raise InvalidRequest("Password cannot be empty (send null for a user that cannot log in)", field="password")
 
 
 def _check_role_name(role_name: str) -> None:
     if not role_name.strip():
-        raise InvalidInput("Role name cannot be empty", field="role_name")
+        raise InvalidRequest("Role name cannot be empty", field="role_name")
     if len(role_name) > ROLE_NAME_MAX or not role_name.isprintable():
-        raise InvalidInput(f"Role name must be at most {ROLE_NAME_MAX} printable characters", field="role_name")
+        raise InvalidRequest(f"Role name must be at most {ROLE_NAME_MAX} printable characters", field="role_name")
 
 
 def _checked_permissions(permissions: list[str]) -> list[str]:
     for p in permissions:
         if p.upper() not in PERMISSIONS:
-            raise InvalidInput(f"Invalid permission: '{p}'", field="permissions", valid=list(PERMISSIONS))
+            raise InvalidRequest(f"Invalid permission: '{p}'", field="permissions", valid=list(PERMISSIONS))
     return list(dict.fromkeys(p.upper() for p in permissions))
 
 

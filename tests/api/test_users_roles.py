@@ -31,7 +31,9 @@ def login(client: TestClient, username: str, password: str = "pw-1234") -> dict:
 
 
 def refused(r, status: int, message: str) -> None:  # type: ignore[no-untyped-def]
-    assert (r.status_code, r.json()["message"]) == (status, message), r.text
+    # RustyDB's codes: a refused domain rule is INVALID_INPUT, not VALIDATION_ERROR
+    code = {400: "INVALID_INPUT", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 409: "CONFLICT"}[status]
+    assert (r.status_code, r.json()["code"], r.json()["message"]) == (status, code, message), r.text
 
 
 def test_users_crud_with_rustydb_messages(engine: Engine, client: TestClient, headers: dict) -> None:
