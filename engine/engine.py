@@ -221,7 +221,10 @@ class Engine:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def connect(self, user: str = "admin", application_name: str = "", client_address: str = "local") -> Session:
+    def connect(self, user: str = "admin", application_name: str = "", client_address: str = "local",
+                statement_timeout_secs: float | None = None) -> Session:
+        """A new session. `statement_timeout_secs` replaces query_timeout_secs for it (0: none), for
+        the engine's own long jobs such as maintenance; users get the configured one."""
         if self.closed:
             raise TooManyConnections("the engine is shut down")
         for name, value in (("user", user), ("application_name", application_name),
@@ -237,7 +240,7 @@ class Engine:
             # reserve the slot before the (slower) connection open, so the limit holds under a race
             self._sessions[session_id] = None  # type: ignore[assignment]
         try:
-            session = Session(self, session_id, user, application_name, client_address)
+            session = Session(self, session_id, user, application_name, client_address, statement_timeout_secs)
         except BaseException:
             with self._mutex:
                 del self._sessions[session_id]

@@ -158,7 +158,8 @@ class MaintenanceService:
                 if active >= MAX_ACTIVE_JOBS:
                     raise Conflict(f"{active} maintenance jobs are running already; wait for one to finish or "
                                    "cancel one", active_jobs=active)
-                session = self._engine.connect(user=by, application_name=APPLICATION_NAME)
+                # no statement timeout: a VACUUM of a large schema may rightly run for long; cancel stops it
+                session = self._engine.connect(user=by, application_name=APPLICATION_NAME, statement_timeout_secs=0)
                 job = Job(str(uuid.uuid4()), op, resolved, by, self._engine.clock.time(), session)
                 self._jobs[job.job_id] = job
                 self._forget_old()

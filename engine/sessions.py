@@ -89,8 +89,9 @@ class SessionInfo(NamedTuple):
 
 class Session:
     def __init__(self, engine: Engine, session_id: int, user: str, application_name: str,
-                 client_address: str) -> None:
+                 client_address: str, statement_timeout_secs: float | None = None) -> None:
         self.engine = engine
+        self.statement_timeout_secs = statement_timeout_secs
         self.id = session_id
         self.user = user
         self.application_name = application_name
@@ -211,7 +212,9 @@ class Session:
         if self._access.pending.reads or self._access.pending.writes:
             # a statement SQLite re-prepared mid-step left its tables here; they are not this one's
             self._access.pending = type(self._access.pending)()
-        timeout = engine.config.query_timeout_secs
+        timeout = self.statement_timeout_secs
+        if timeout is None:
+            timeout = engine.config.query_timeout_secs
         if timeout_secs is not None and (timeout <= 0 or timeout_secs < timeout):
             timeout = timeout_secs
         clock = engine.clock

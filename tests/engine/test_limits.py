@@ -161,3 +161,15 @@ def test_lock_timeout_in_a_transaction_keeps_the_transaction(make_engine) -> Non
     waiter.execute("COMMIT")
     holder.execute("ROLLBACK")
     assert count(holder, "SELECT sum(qty) FROM inventory.items") == 200
+
+
+def test_a_session_may_be_given_its_own_statement_timeout(make_engine) -> None:
+    engine = make_engine(query_timeout_secs=0.2)
+    unlimited = engine.connect(statement_timeout_secs=0)
+    shorter = engine.connect(statement_timeout_secs=0.05)
+    # longer than the configured 0.2 s, yet not stopped
+    started = time.monotonic()
+    assert unlimited.execute(bounded_sql(5_000_000)).rows == [(5_000_000,)]
+    assert time.monotonic() - started > 0.2
+    with pytest.raises(QueryTimeout):
+        shorter.execute(ENDLESS_SQL)
