@@ -1,7 +1,7 @@
 """Alerts: threshold rules over the engine's own figures, alert life cycles, silences and webhooks.
 
 A rule compares a named metric with a threshold (`>`, `>=`, `<`, `<=`, `==`, `!=`). The evaluator
-(`AlertService.evaluate`, run by the engine's "alerts" service every EVAL_INTERVAL_SECONDS) reads
+(`AlertService.evaluate`, run by the engine's "alerts" service every alert_eval_interval_ms) reads
 each metric once per pass. An alert goes pending when its condition is first met, firing once the
 condition has held for the rule's `for_seconds` (and `cooldown_seconds` have passed since its
 previous firing), and resolved when the condition clears. A repeat firing of the same alert
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("engine.alerts")
 
 EVAL_INTERVAL_SECONDS = 1.0
-MAX_ALERTS = 1000  # history bound: beyond it the longest-resolved alerts are dropped
 RATE_WINDOW_SECONDS = 60.0
 SILENCE_RETENTION_SECONDS = 86400.0  # expired silences stay listed this long
 MAX_DURATION_SECONDS = 30 * 86400.0
@@ -676,7 +675,7 @@ class AlertService:
                 out.append(("alert_fired", copy.copy(alert), rule))
 
     def _trim(self) -> None:
-        excess = len(self._alerts) - MAX_ALERTS
+        excess = len(self._alerts) - self._engine.config.alert_history_size
         if excess <= 0:
             return
         resolved = sorted((a for a in self._alerts.values() if a.phase is AlertState.RESOLVED),
@@ -761,6 +760,7 @@ class AlertService:
                 if name not in spec:
                     raise InvalidInput(f"{name} is required", field=name)
             now = self._clock.time()
+            spec.setdefault("cooldown_seconds", self._engine.config.alert_default_cooldown_secs)
             rule = self._checked(Rule(rule_id=rule_id, created_at=now, updated_at=now, **spec))
             self._store(rule)
             return copy.copy(rule)

@@ -164,22 +164,22 @@ def test_events_carry_copies(manual_engine: Engine) -> None:
     assert manual_engine.alerts.alert(fired.alert_id).state is AlertState.ACKNOWLEDGED
 
 
-def test_the_history_is_bounded(manual_engine: Engine, clock: ManualClock, monkeypatch) -> None:
-    monkeypatch.setattr(alerts_module, "MAX_ALERTS", 3)
+def test_the_history_is_bounded(manual_engine: Engine, clock: ManualClock) -> None:
+    manual_engine.reconfigure(alert_history_size=10)
     manual_engine.alerts.update_rule("idle_in_transaction", "tests", threshold=1)
-    sessions = [manual_engine.connect(f"user{i}") for i in range(5)]
+    sessions = [manual_engine.connect(f"user{i}") for i in range(12)]
     for s in sessions:
         s.execute("BEGIN")
         s.execute("SELECT 1 FROM sales.orders")
     clock.advance(2)
     manual_engine.alerts.evaluate()
-    assert len(of_rule(manual_engine, "idle_in_transaction")) == 5  # open alerts are never dropped
+    assert len(of_rule(manual_engine, "idle_in_transaction")) == 12  # open alerts are never dropped
     for s in sessions:
         s.execute("COMMIT")
     manual_engine.alerts.evaluate()
     kept = of_rule(manual_engine, "idle_in_transaction")
-    assert len(kept) == 3 and {a.state for a in kept} == {AlertState.RESOLVED}
-    assert {a.labels["username"] for a in kept} == {"user2", "user3", "user4"}
+    assert len(kept) == 10 and {a.state for a in kept} == {AlertState.RESOLVED}
+    assert {a.labels["username"] for a in kept} == {f"user{i}" for i in range(2, 12)}
 
 
 def test_closing_the_engine_with_a_webhook_in_flight_is_prompt(manual_engine: Engine, clock: ManualClock) -> None:
