@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,13 @@ async def until(pilot, condition: Callable[[], object], timeout: float = 5.0) ->
 async def loaded(pilot) -> None:  # type: ignore[no-untyped-def]
     await until(pilot, lambda: pilot.app.shown is not None)
     await pilot.pause()
+
+
+@asynccontextmanager
+async def running(server: FakeServer, size: tuple[int, int] = (120, 40),
+                  **settings: object) -> AsyncIterator[tuple[RdbTop, object]]:
+    """The app over `server`, started and showing its first snapshot."""
+    app = make_app(server, **settings)
+    async with app.run_test(size=size) as pilot:
+        await loaded(pilot)
+        yield app, pilot

@@ -12,7 +12,7 @@ from rdbtop.screens.help import HelpScreen
 from rdbtop.screens.maintenance import MaintenanceScreen
 from rdbtop.widgets.table import KeyedTable
 
-from .conftest import loaded, make_app, until
+from .conftest import running, until
 
 
 def table(app, pane: str, table_id: str | None = None) -> KeyedTable:  # type: ignore[no-untyped-def]
@@ -42,9 +42,7 @@ async def ask(pilot, pane: str, number: str, row: str, key: str) -> None:  # typ
 
 
 async def test_number_keys_switch_panes_and_each_pane_shows_data(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         for number, key in enumerate(["overview", "sessions", "queries", "locks", "ash", "alerts", "backups"], 1):
             await on_pane(pilot, key, str(number))
             assert isinstance(app.pane, Pane) and app.pane.key == key
@@ -56,9 +54,7 @@ async def test_number_keys_switch_panes_and_each_pane_shows_data(server) -> None
 
 
 async def test_k_cancels_exactly_the_statement_shown_after_confirmation(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await ask(pilot, "sessions", "2", "6", "k")
         shown = str(app.screen.query_one(".facts").render())
         assert "6" in shown and "analyst" in shown and "q601" in shown and "GROUP BY region" in shown
@@ -70,9 +66,7 @@ async def test_k_cancels_exactly_the_statement_shown_after_confirmation(server) 
 
 
 async def test_k_refuses_when_the_statement_changed_since_the_screen_was_drawn(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await ask(pilot, "queries", "3", "q601", "k")
         server.session(6).update(current_query_id="q602", current_query="SELECT 2")  # the session moved on
         await pilot.press("y")
@@ -82,9 +76,7 @@ async def test_k_refuses_when_the_statement_changed_since_the_screen_was_drawn(s
 
 
 async def test_k_declined_does_nothing(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await ask(pilot, "sessions", "2", "6", "k")
         await pilot.press("enter")  # the focus starts on No: Enter out of habit declines
         await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
@@ -92,9 +84,7 @@ async def test_k_declined_does_nothing(server) -> None:  # type: ignore[no-untyp
 
 
 async def test_K_terminates_the_selected_session(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await ask(pilot, "sessions", "2", "3", "K")
         assert "batch" in str(app.screen.query_one(".facts").render())
         await pilot.press("y")
@@ -104,9 +94,7 @@ async def test_K_terminates_the_selected_session(server) -> None:  # type: ignor
 
 
 async def test_K_refuses_a_different_connection_under_the_same_id(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await ask(pilot, "sessions", "2", "7", "K")
         server.session(7).update(username="someone-else", created_at=server.now)
         await pilot.press("y")
@@ -116,9 +104,7 @@ async def test_K_refuses_a_different_connection_under_the_same_id(server) -> Non
 
 async def test_server_errors_are_told_in_words(server) -> None:  # type: ignore[no-untyped-def]
     server.forbidden.add("/api/v1/query/")
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await ask(pilot, "sessions", "2", "6", "k")
         await pilot.press("y")
         await until(pilot, lambda: "not allowed" in notes(app))
@@ -126,9 +112,7 @@ async def test_server_errors_are_told_in_words(server) -> None:  # type: ignore[
 
 
 async def test_read_only_hides_and_refuses_every_action(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server, read_only=True)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server, read_only=True) as (app, pilot):
         for action in ("cancel_query", "terminate", "acknowledge", "maintenance", "backup"):
             assert app.check_action(action, ()) is False
         shown = {b.binding.action for b in app.active_bindings.values()}
@@ -142,9 +126,7 @@ async def test_read_only_hides_and_refuses_every_action(server) -> None:  # type
 
 
 async def test_watch_mode_never_prompts_and_rotates(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server, watch=True, rotate=0.2)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await loaded(pilot)
+    async with running(server, watch=True, rotate=0.2, size=(160, 48)) as (app, pilot):
         await pilot.press("/", "k", "m")
         await pilot.pause()
         assert not isinstance(app.screen, (FilterScreen, ConfirmScreen, MaintenanceScreen))
@@ -153,9 +135,7 @@ async def test_watch_mode_never_prompts_and_rotates(server) -> None:  # type: ig
 
 
 async def test_slash_filters_by_user_and_state(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await on_pane(pilot, "sessions", "2")
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(app.screen, FilterScreen))
@@ -170,9 +150,7 @@ async def test_slash_filters_by_user_and_state(server) -> None:  # type: ignore[
 
 
 async def test_g_jumps_from_a_waiter_to_its_root_blocker(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await on_pane(pilot, "queries", "3")
         table(app, "queries").select_key("q901")  # session 9 waits for 2, which waits for 3
         await pilot.press("g")
@@ -185,9 +163,7 @@ async def test_g_jumps_from_a_waiter_to_its_root_blocker(server) -> None:  # typ
 
 
 async def test_s_sorts_i_hides_idle(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await on_pane(pilot, "sessions", "2")
         t = table(app, "sessions")
         assert keys(t)[:3] == ["2", "9", "3"]  # triage: waiting, then idle in transaction
@@ -202,9 +178,7 @@ async def test_s_sorts_i_hides_idle(server) -> None:  # type: ignore[no-untyped-
 
 
 async def test_space_freezes_the_display_while_polling_goes_on(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await on_pane(pilot, "sessions", "2")
         await pilot.press("space")
         server.sessions.pop()  # session 11 leaves
@@ -218,9 +192,7 @@ async def test_space_freezes_the_display_while_polling_goes_on(server) -> None: 
 
 
 async def test_plus_minus_change_the_interval(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server, interval=2.0)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server, interval=2.0) as (app, pilot):
         await pilot.press("plus")
         assert app.poller.interval == 5.0
         await pilot.press("minus", "minus")
@@ -229,9 +201,7 @@ async def test_plus_minus_change_the_interval(server) -> None:  # type: ignore[n
 
 
 async def test_t_cycles_themes(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         seen = [app.theme]
         for _ in range(3):
             await pilot.press("t")
@@ -241,9 +211,7 @@ async def test_t_cycles_themes(server) -> None:  # type: ignore[no-untyped-def]
 
 
 async def test_question_mark_shows_every_key_and_the_key_scheme(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = " ".join(str(w.render()) for w in app.screen.query("Static"))
@@ -254,18 +222,14 @@ async def test_question_mark_shows_every_key_and_the_key_scheme(server) -> None:
 
 
 async def test_q_quits(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await loaded(pilot)
+    async with running(server, size=(80, 24)) as (app, pilot):
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running)
     assert app.return_code == 0
 
 
 async def test_enter_on_a_query_opens_its_details(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await on_pane(pilot, "queries", "3")
         table(app, "queries").select_key("q201")
         table(app, "queries").focus()
@@ -277,9 +241,7 @@ async def test_enter_on_a_query_opens_its_details(server) -> None:  # type: igno
 
 
 async def test_a_acknowledges_the_selected_alert_with_a_note(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await ask(pilot, "alerts", "6", "a1", "a")
         app.screen.query_one("#note").focus()
         await pilot.press(*"on it", "enter", "y")
@@ -291,9 +253,7 @@ async def test_a_acknowledges_the_selected_alert_with_a_note(server) -> None:  #
 
 
 async def test_m_runs_maintenance_on_a_target_after_confirmation(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await pilot.press("m")
         await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen))
         await pilot.press("down", "enter")  # analyze
@@ -307,9 +267,7 @@ async def test_m_runs_maintenance_on_a_target_after_confirmation(server) -> None
 
 
 async def test_b_starts_a_full_backup_after_confirmation(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await on_pane(pilot, "backups", "7")
         await pilot.press("b")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -322,9 +280,7 @@ async def test_b_starts_a_full_backup_after_confirmation(server) -> None:  # typ
 
 async def test_unserved_endpoints_hide_their_panes_with_a_note(server) -> None:  # type: ignore[no-untyped-def]
     server.not_served |= {"/api/v1/alerts", "/api/v1/backup", "/api/v1/monitoring/ash"}
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         for number, key in (("5", "ash"), ("6", "alerts"), ("7", "backups")):
             await on_pane(pilot, key, number)
             assert app.pane.has_class("unserved")
@@ -334,9 +290,7 @@ async def test_unserved_endpoints_hide_their_panes_with_a_note(server) -> None: 
 
 
 async def test_hostile_strings_stay_data(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(200, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server, size=(200, 40)) as (app, pilot):
         await on_pane(pilot, "sessions", "2")
         t = table(app, "sessions")
         row = [cell.plain for cell in t.get_row("11")]
@@ -349,9 +303,7 @@ async def test_hostile_strings_stay_data(server) -> None:  # type: ignore[no-unt
 
 async def test_no_color_means_no_colour_and_a_visible_selection(server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("NO_COLOR", "1")
-    app = make_app(server)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await loaded(pilot)
+    async with running(server, size=(80, 24)) as (app, pilot):
         assert app.theme == "ansi-dark" and app.native_ansi_color and app.screen.has_class("mono")
         await on_pane(pilot, "sessions", "2")
         cursor = table(app, "sessions").get_component_styles("datatable--cursor")
@@ -361,9 +313,7 @@ async def test_no_color_means_no_colour_and_a_visible_selection(server, monkeypa
 
 
 async def test_w_changes_the_ash_window_and_the_palette_reaches_every_pane(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert all(f"Pane: {t}" in titles for t in ("Overview", "Sessions", "Locks", "ASH", "Backups"))
         await on_pane(pilot, "ash", "5")
@@ -373,9 +323,7 @@ async def test_w_changes_the_ash_window_and_the_palette_reaches_every_pane(serve
 
 
 async def test_narrow_terminals_drop_low_value_columns_and_keep_the_selection(server) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(server)
-    async with app.run_test(size=(200, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server, size=(200, 40)) as (app, pilot):
         await on_pane(pilot, "sessions", "2")
         t = table(app, "sessions")
         t.select_key("6")
@@ -390,9 +338,7 @@ async def test_narrow_terminals_drop_low_value_columns_and_keep_the_selection(se
 
 async def test_a_read_the_server_refuses_is_said_on_its_pane(server) -> None:  # type: ignore[no-untyped-def]
     server.forbidden.add("/api/v1/transactions/locks")
-    app = make_app(server)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot)
+    async with running(server) as (app, pilot):
         await on_pane(pilot, "locks", "4")
         assert app.pane.has_class("failing") and not app.pane.has_class("unserved")
         assert "operator role" in str(app.pane.query_one(".problem").render())

@@ -7,7 +7,7 @@ from typing import Any
 from rdbtop.model import ActiveQuery, Alert, AshSample, Backup, Overview, Session
 from rdbtop.poller import Poller
 
-from .conftest import loaded, make_app, until
+from .conftest import running, until
 from .fakeserver import NOW, FakeServer
 from .test_keys import keys, on_pane, table
 
@@ -77,9 +77,7 @@ async def test_a_rustydb_server_shows_what_it_has_and_hides_the_rest() -> None:
     snap = await Poller(server.client()).snapshot()
     assert [s.session_id for s in snap.sessions] == [12] and snap.overview.sessions_by_state == {"active": 1}
     assert snap.blocking_tree == [] and len(snap.locks) == 1 and snap.schedule is None and not snap.missing
-    app = make_app(server)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await loaded(pilot)
+    async with running(server, size=(80, 24)) as (app, pilot):
         for number, pane in enumerate(["overview", "sessions", "queries", "locks", "ash", "alerts", "backups"], 1):
             await on_pane(pilot, pane, str(number))
             assert not app.pane.has_class("unserved")
