@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.utils import floatToGoString
 
+from .alerts import AlertState, Severity
 from .host import HostFigures
 from .sessions import SessionState
 from .stats import LatencyHistogram
@@ -79,6 +80,7 @@ class EngineFigures:
     host: HostFigures
     process_cpu_seconds: float
     disk_io: DiskIo | None  # None where the platform does not count a process's IO
+    alerts_firing: dict[str, int]  # by severity: firing, not acknowledged, not silenced
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ class EngineMetrics:
             cache_hit_ratio=stats.cache_hit_ratio, fingerprints=len(stats.fingerprints()),
             ash_samples_total=e.ash.samples_total, ash_last_sample_seconds=e.ash.last_sample_seconds,
             latency=stats.latency_snapshot(), host=e.host.latest, process_cpu_seconds=cpu.user + cpu.system,
-            disk_io=_process_io(process))
+            disk_io=_process_io(process), alerts_firing=_alerts_firing(e))
 
     def metrics(self) -> list[Metric]:
         f = self.figures()
@@ -193,6 +195,8 @@ class EngineMetrics:
             one("lock_waits_total", C, "waits", "Lock requests that had to wait", f.lock_waits_total),
             one("lock_timeouts_total", C, "waits", "Lock waits that ended in a lock timeout", f.lock_timeouts_total),
             one("deadlocks_total", C, "deadlocks", "Deadlocks detected and broken", f.deadlocks_total),
+            Metric("alerts_firing", G, "alerts", "Alerts firing now that nobody acknowledged or silenced",
+                   tuple(({"severity": sev}, float(n)) for sev, n in f.alerts_firing.items())),
             one("cache_hits_total", C, "pages", "Page-cache hits", f.cache_hits_total),
             one("cache_misses_total", C, "pages", "Page-cache misses", f.cache_misses_total),
         ]
@@ -273,3 +277,10 @@ def _histogram(latency: LatencyHistogram) -> HistogramValue:
     counts = latency.cumulative([b * 1000 for b in LATENCY_BOUNDS_SECONDS])
     return HistogramValue(tuple(zip(LATENCY_BOUNDS_SECONDS, counts)) + ((float("inf"), latency.total),),
                           latency.sum_ms / 1000, latency.total)
+
+
+def _alerts_firing(engine: Engine) -> dict[str, int]:
+    counts = {severity.value: 0 for severity in Severity}
+    for alert in engine.alerts.alerts(state=AlertState.FIRING):
+        counts[alert.severity.value] += 1
+    return counts

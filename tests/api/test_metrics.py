@@ -195,3 +195,19 @@ def test_promtool_accepts_the_exposition(engine: Engine, client: TestClient, hea
     s.close()
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), checked.stdout + checked.stderr
+
+
+def test_firing_alerts_are_counted_by_severity(engine: Engine, client: TestClient, headers: dict) -> None:
+    engine.alerts.update_rule("idle_in_transaction", "tests", threshold=0.0, for_seconds=0.0)
+    s = engine.connect("erin", "alert-metric")
+    s.execute("BEGIN")
+    s.execute("SELECT amount FROM sales.orders WHERE id = 1")
+    engine.alerts.evaluate()
+    firing = [a for a in engine.alerts.alerts() if a.state.value == "firing"]
+    assert firing
+    text = client.get("/api/v1/metrics/prometheus", headers=headers["monitor"]).text
+    samples = _samples(text)
+    for severity in ("INFO", "WARNING", "ERROR", "CRITICAL"):
+        expected = sum(1 for a in firing if a.severity.value == severity)
+        assert samples[("rustydb_alerts_firing", (("severity", severity),))] == expected
+    s.execute("COMMIT")
