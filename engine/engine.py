@@ -14,6 +14,7 @@ from .ash import ActiveSessionHistory
 from .alerts import EVAL_INTERVAL_SECONDS as ALERT_EVAL_SECONDS, AlertService
 from .audit import audit
 from .auth import AuthService
+from .backup import SCHEDULE_CHECK_SECONDS as BACKUP_CHECK_SECONDS, BackupService
 from .clock import Clock, SystemClock
 from .config import EngineConfig
 from .config_store import ConfigStore
@@ -138,6 +139,11 @@ class Engine:
         self.wal = WalMonitor(self.storage, self.clock)
         self.health = HealthService(self)
         self.alerts = AlertService(self)
+        self.backup = BackupService(self)
+        self.alerts.register_metric("backup_age_hours", self.backup.backup_age_hours, "h",
+                                    "hours since the last completed backup")
+        self.alerts.register_metric("backup_failed", self.backup.backup_failed, "",
+                                    "1 when the most recent backup failed, else 0")
         self.incidents = IncidentService(self)
         self.dumps = DumpService(self)
         self.maintenance = MaintenanceService(self)
@@ -166,6 +172,7 @@ class Engine:
             PeriodicService("checkpoint", lambda: cfg().checkpoint_interval_secs,
                             lambda: self.wal.checkpoint(CheckpointMode.PASSIVE, by="checkpointer")),
             PeriodicService("alerts", lambda: ALERT_EVAL_SECONDS, self.alerts.evaluate),
+            PeriodicService("backup", lambda: BACKUP_CHECK_SECONDS, self.backup.tick),
             PeriodicService("dump_expiry", lambda: 60.0, self.dumps.sweep),
         ]
         for service in self.services:
@@ -182,6 +189,7 @@ class Engine:
             service.stop()
         self.running = False
         self.maintenance.close()
+        self.backup.close()  # before the sessions: a running backup holds one
         self.alerts.close()
         self.dumps.close()
         self.incidents.close()

@@ -3,7 +3,8 @@
 Topics in use (payloads are the publisher's own typed objects):
 - "deadlock":          locks.Deadlock, after the victim was chosen
 - "statement_failed":  statements.Statement, when a statement ends with an error
-- "alert_fired", "alert_resolved", "backup_failed", "backup_completed": from those services
+- "alert_fired", "alert_resolved": from the alerts service
+- "backup_completed", "backup_failed": backup_records.BackupRecord (a copy), when a backup job ends
 Handlers run in the publisher's thread and must be quick; a failing handler is logged, never raised.
 """
 
