@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.alerts")
 
-EVAL_INTERVAL_SECONDS = 1.0
 RATE_WINDOW_SECONDS = 60.0
 SILENCE_RETENTION_SECONDS = 86400.0  # expired silences stay listed this long
 MAX_DURATION_SECONDS = 30 * 86400.0

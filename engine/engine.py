@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ash import ActiveSessionHistory
-from .alerts import EVAL_INTERVAL_SECONDS as ALERT_EVAL_SECONDS, AlertService
+from .alerts import AlertService
 from .audit import audit
 from .auth import AuthService
 from .backup import SCHEDULE_CHECK_SECONDS as BACKUP_CHECK_SECONDS, BackupService
@@ -171,7 +171,7 @@ class Engine:
             PeriodicService("stats", lambda: 1.0, self._stats_tick),
             PeriodicService("checkpoint", lambda: cfg().checkpoint_interval_secs,
                             lambda: self.wal.checkpoint(CheckpointMode.PASSIVE, by="checkpointer")),
-            PeriodicService("alerts", lambda: ALERT_EVAL_SECONDS, self.alerts.evaluate),
+            PeriodicService("alerts", lambda: cfg().alert_eval_interval_ms / 1000, self.alerts.evaluate),
             PeriodicService("backup", lambda: BACKUP_CHECK_SECONDS, self.backup.tick),
             PeriodicService("dump_expiry", lambda: 60.0, self.dumps.sweep),
         ]
