@@ -81,6 +81,8 @@ class EngineFigures:
     process_cpu_seconds: float
     disk_io: DiskIo | None  # None where the platform does not count a process's IO
     alerts_firing: dict[str, int]  # by severity: firing, not acknowledged, not silenced
+    backup_age_seconds: float | None  # since the last completed backup; None: there never was one
+    backup_failed: bool  # the most recent finished backup failed
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,9 @@ class EngineMetrics:
             cache_hit_ratio=stats.cache_hit_ratio, fingerprints=len(stats.fingerprints()),
             ash_samples_total=e.ash.samples_total, ash_last_sample_seconds=e.ash.last_sample_seconds,
             latency=stats.latency_snapshot(), host=e.host.latest, process_cpu_seconds=cpu.user + cpu.system,
-            disk_io=_process_io(process), alerts_firing=_alerts_firing(e))
+            disk_io=_process_io(process), alerts_firing=_alerts_firing(e),
+            backup_age_seconds=None if (age := e.backup.backup_age_hours()) is None else age * 3600,
+            backup_failed=e.backup.backup_failed() > 0)
 
     def metrics(self) -> list[Metric]:
         f = self.figures()
@@ -195,11 +199,16 @@ class EngineMetrics:
             one("lock_waits_total", C, "waits", "Lock requests that had to wait", f.lock_waits_total),
             one("lock_timeouts_total", C, "waits", "Lock waits that ended in a lock timeout", f.lock_timeouts_total),
             one("deadlocks_total", C, "deadlocks", "Deadlocks detected and broken", f.deadlocks_total),
+            one("backup_last_failed", G, "bool", "1 when the most recent finished backup failed",
+                f.backup_failed),
             Metric("alerts_firing", G, "alerts", "Alerts firing now that nobody acknowledged or silenced",
                    tuple(({"severity": sev}, float(n)) for sev, n in f.alerts_firing.items())),
             one("cache_hits_total", C, "pages", "Page-cache hits", f.cache_hits_total),
             one("cache_misses_total", C, "pages", "Page-cache misses", f.cache_misses_total),
         ]
+        if f.backup_age_seconds is not None:  # never backed up: no age to report, rather than a made-up one
+            out.append(one("backup_age_seconds", G, "seconds", "Time since the last completed backup",
+                           f.backup_age_seconds))
         if f.cache_hit_ratio is not None:  # no page was read yet: a ratio would be invented
             out.append(one("cache_hit_ratio", G, "ratio", "Page-cache hits over all page reads", f.cache_hit_ratio))
         out += [

@@ -211,3 +211,17 @@ def test_firing_alerts_are_counted_by_severity(engine: Engine, client: TestClien
         expected = sum(1 for a in firing if a.severity.value == severity)
         assert samples[("rustydb_alerts_firing", (("severity", severity),))] == expected
     s.execute("COMMIT")
+
+
+def test_backup_age_appears_once_a_backup_completed(engine: Engine, client: TestClient, headers: dict) -> None:
+    def samples() -> dict:
+        return _samples(client.get("/api/v1/metrics/prometheus", headers=headers["monitor"]).text)
+
+    assert ("rustydb_backup_age_seconds", ()) not in samples()
+    assert samples()[("rustydb_backup_last_failed", ())] == 0
+    r = client.post("/api/v1/backup/full", json={}, headers=headers["operator"])
+    assert r.status_code == 202, r.text
+    backup_id = r.json()["backup_id"]
+    wait_until(lambda: client.get(f"/api/v1/backup/{backup_id}", headers=headers["monitor"]).json()["status"]
+               in ("completed", "failed"), timeout=30)
+    assert 0 <= samples()[("rustydb_backup_age_seconds", ())] < 60
