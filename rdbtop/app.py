@@ -47,7 +47,7 @@ SESSION_PANES = {"sessions", "queries", "locks"}
 # what each key does, for the help screen (the footer shows the short descriptions)
 KEY_HELP = [
     ("1-7", "switch pane: overview, sessions, queries, locks, ASH, alerts, backups (or click the tab bar)"),
-    ("↑ ↓ PgUp PgDn", "move the selection"), ("Enter", "queries: details (full SQL, plan, fingerprint stats)"),
+    ("↑ ↓ PgUp PgDn", "move the selection"), ("Enter", "a statement's details: full SQL, plan, fingerprint statistics"),
     ("/", "filter sessions and queries: text, user:NAME, state:NAME, app:NAME"),
     ("s", "next sort order of this pane"), ("i", "hide or show idle sessions"),
     ("g", "on a waiting session: jump to its root blocker"), ("w", "ASH: window 5, 15 or 60 minutes"),
@@ -260,7 +260,7 @@ class RdbTop(App[int]):
         self._update_status()
 
     def _update_status(self) -> None:
-        mode = "WATCH" if self.settings.watch else "READ-ONLY" if self.settings.read_only else "operator"
+        mode = "WATCH" if self.settings.watch else "READ-ONLY" if self.settings.read_only else "actions on"
         parts = [Text("rdbtop", style="bold"), Text(" · "), safe_text(self.source.label, 40), Text(f" · {mode}"),
                  Text(f" · every {self.interval:g}s")]
         if self.latest is not None:
@@ -392,10 +392,17 @@ class RdbTop(App[int]):
             self.notify(f"Root blocker is session {root}, which is not in the session list.", severity="warning")
 
     def on_data_table_row_selected(self) -> None:
-        if self.tabs.active == "queries" and self.shown is not None:
+        if self.shown is None or self.tabs.active not in ("queries", "sessions"):
+            return
+        if self.tabs.active == "queries":
             query = self.pane_of(QueriesPane).selected(self.shown)
-            if query is not None:
-                self.open_detail(query)
+        else:
+            target = self.pane.target(self.shown)
+            query = next((q for q in self.shown.queries if target and q.query_id == target.query_id), None)
+            if target is not None and query is None:
+                self.notify(f"Session {target.session_id} runs no statement.")
+        if query is not None:
+            self.open_detail(query)
 
     @work(group="detail")
     async def open_detail(self, query: Any) -> None:

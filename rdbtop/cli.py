@@ -76,5 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     from .app import RdbTop
 
     app = RdbTop(settings, source)
-    app.run()
+    try:
+        app.run()
+    finally:
+        source.shutdown()
     return app.return_code or 0

@@ -89,6 +89,7 @@ async def run_once(source: Source, as_json: bool, embedded: bool, out: TextIO = 
         return EXIT_FAILED
     finally:
         await source.close()
+        await asyncio.to_thread(source.shutdown)
     if as_json:
         json.dump(to_json(snap), out, indent=2, sort_keys=False)
         out.write("\n")

@@ -18,7 +18,11 @@ class Source(Protocol):
 
     async def open(self) -> RdbClient: ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Close the client (in the app's event loop)."""
+
+    def shutdown(self) -> None:
+        """Stop what the source runs itself, after the console has given the terminal back."""
 
 
 class RemoteSource:
@@ -35,6 +39,9 @@ class RemoteSource:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    def shutdown(self) -> None:
+        pass  # a remote server is not ours to stop
 
 
 class EmbeddedSource:
@@ -73,6 +80,10 @@ class EmbeddedSource:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
-        await asyncio.to_thread(self._thread.join)
+
+    def shutdown(self) -> None:
+        # stopping the demo takes a second or two: done after the app has left the screen, not while
+        # it sits frozen on it
+        self._thread.join()
         if self._engine is not None:
-            await asyncio.to_thread(self._engine.stop)
+            self._engine.stop()

@@ -251,3 +251,6 @@ class FakeSource:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    def shutdown(self) -> None:
+        pass

@@ -36,6 +36,9 @@ class EngineSource:
     async def close(self) -> None:
         await self.client.aclose()
 
+    def shutdown(self) -> None:
+        pass  # the fixture owns the engine
+
 
 @pytest.fixture
 def engine() -> Iterator[Engine]:

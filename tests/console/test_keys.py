@@ -344,3 +344,15 @@ async def test_a_read_the_server_refuses_is_said_on_its_pane(server) -> None:  #
         assert "operator role" in str(app.pane.query_one(".problem").render())
         await on_pane(pilot, "sessions", "2")
         assert not app.pane.has_class("failing")
+
+
+async def test_enter_on_a_session_opens_its_statement(server) -> None:  # type: ignore[no-untyped-def]
+    async with running(server) as (app, pilot):
+        await on_pane(pilot, "sessions", "2")
+        table(app, "sessions").select_key("7")  # idle: no statement
+        await pilot.press("enter")
+        await until(pilot, lambda: "runs no statement" in notes(app))
+        table(app, "sessions").select_key("6")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert app.screen.q.query_id == "q601"

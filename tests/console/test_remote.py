@@ -96,6 +96,7 @@ async def test_login_by_user_and_password_and_again_after_a_restart(serve: Serve
     assert (await client.get("/api/v1/server/info"))["server_name"]
     assert client.credentials.token != first
     await source.close()
+    source.shutdown()
 
 
 def test_once_json_from_a_served_engine_and_exit_2_when_unreachable(serve: ServeProcess) -> None:
