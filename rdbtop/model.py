@@ -380,6 +380,7 @@ class Snapshot:
     alerts: list[Alert] = field(default_factory=list)
     backups: list[Backup] = field(default_factory=list)
     schedule: BackupSchedule | None = None
+    backup_age_limit_hours: float | None = None  # from the server's alert rule, when it has one
     ash_samples: list[AshSample] = field(default_factory=list)
     ash_top: dict[str, list[AshBucket]] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)

@@ -28,7 +28,10 @@ from .model import (
     Session,
     Snapshot,
     field_of,
+    float_,
     parse_all,
+    records,
+    str_,
 )
 
 MIN_INTERVAL = 0.5
@@ -57,6 +60,7 @@ class Poller:
         self.want_ash_top = False
         self.failures = 0
         self._info: Any = None
+        self._backup_age_limit: float | None = None
         self._ash: dict[int, list[AshSample]] = {}  # by sample second, bounded to the longest window
         self._ash_from: int | None = None  # earliest second fetched so far
         self._wake = asyncio.Event()
@@ -92,8 +96,9 @@ class Poller:
             "schedule": self.client.get("/api/v1/backup/schedule"),
             "ash": self._ash_samples(int(now)),
         }
-        if self._info is None:
+        if self._info is None:  # once per connection: these hardly change
             calls["info"] = self.client.get("/api/v1/server/info")
+            calls["rules"] = self.client.get("/api/v1/alerts/rules")
         if self.want_ash_top:
             for group in ASH_TOP_GROUPS:
                 calls[f"top:{group}"] = self.client.get("/api/v1/monitoring/ash", group_by=group, limit=0,
@@ -109,6 +114,8 @@ class Poller:
         data = {name: _value(name, value, unserved, failed) for name, value in results.items()}
         if data.get("info") is not None:
             self._info = data["info"]
+        if "rules" in data:
+            self._backup_age_limit = backup_age_limit(data["rules"])
         self._fill(snap, data)
         for area, sources in AREA_SOURCES.items():
             if all(s in unserved for s in sources):
@@ -163,6 +170,7 @@ class Poller:
         snap.alerts = parse_all(field_of(data.get("alerts"), "alerts"), Alert.parse)
         snap.backups = parse_all(field_of(data.get("backups"), "backups"), Backup.parse)
         snap.schedule = BackupSchedule.parse(data.get("schedule"))
+        snap.backup_age_limit_hours = self._backup_age_limit
         snap.ash_samples = data.get("ash") or []
         snap.ash_top = {name.removeprefix("top:"): parse_all(field_of(value, "top"), AshBucket.parse)
                         for name, value in data.items() if name.startswith("top:") and value is not None}
@@ -200,3 +208,11 @@ def _value(name: str, value: Any, unserved: dict[str, str], failed: dict[str, st
         failed[name] = str(value)
         return None
     return value
+
+
+def backup_age_limit(rules: Any) -> float | None:
+    """The threshold of the server's enabled alert rule on backup age, in hours, if it has one."""
+    for rule in records(rules):
+        if str_(rule, "metric") == "backup_age_hours" and rule.get("enabled") is not False:
+            return float_(rule, "threshold")
+    return None

@@ -43,10 +43,12 @@ class BackupsPane(Pane):
         if good:
             last = max(good, key=lambda b: b.completion_time or b.start_time or 0)
             finished = last.completion_time or last.start_time or 0
-            old = snap.taken_at - finished > view.backup_max_age_seconds
+            limit, source = (snap.backup_age_limit_hours * 3600, "the alert threshold") \
+                if snap.backup_age_limit_hours is not None else (view.backup_max_age_seconds, "backup_max_age_hours")
+            old = snap.taken_at - finished > limit
             line = safe_text(f"Last good backup finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(finished))}"
                              f" ({age(finished, snap.taken_at)} ago)"
-                             + (f", older than {duration(view.backup_max_age_seconds)}" if old else ""),
+                             + (f", older than {source} ({duration(limit)})" if old else ""),
                              width, style=p.critical if old else p.ok)
         else:
             line = safe_text("No good backup on record.", width, style=p.critical)

@@ -127,6 +127,8 @@ class FakeServer:
                                              "incremental_backup_cron": "0 * * * *", "retention_days": 14,
                                              "compression": True, "encryption": False, "destination": "/backups"},
                 "/monitoring/ash": lambda: self._ash(params),
+                "/alerts/rules": lambda: [{"rule_id": "backup_age", "metric": "backup_age_hours", "operator": ">",
+                                           "threshold": 24.0, "enabled": True}],
                 "/profiling/queries": lambda: {"profiles": [{"query_id": "f00d", "query_text": "UPDATE ...",
                                                              "execution_count": 1200, "total_time_ms": 3400,
                                                              "avg_time_ms": 2.83, "max_time_ms": 900,

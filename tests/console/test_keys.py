@@ -356,3 +356,10 @@ async def test_enter_on_a_session_opens_its_statement(server) -> None:  # type: 
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         assert app.screen.q.query_id == "q601"
+
+
+async def test_backup_age_is_judged_by_the_servers_alert_rule(server) -> None:  # type: ignore[no-untyped-def]
+    async with running(server) as (app, pilot):
+        await on_pane(pilot, "backups", "7")
+        summary = str(app.pane.query_one(".summary").render())
+        assert "1d05h ago" in summary and "older than the alert threshold (1d00h)" in summary
