@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import math
 import secrets
 import threading
 from collections import deque
@@ -27,11 +29,14 @@ from .audit import audit
 from .clock import Clock
 from .errors import Conflict, EngineError, InvalidInput, InvalidRequest, NotFound
 
+log = logging.getLogger("engine.auth")
+
 TOKEN_TTL_SECONDS = 3600
 REFRESH_TTL_SECONDS = 7 * 86400
 LOGIN_FAILURES_ALLOWED = 5
 LOGIN_WINDOW_SECONDS = 60.0
 API_KEY_PREFIX = "rdb_"
+KEY_USE_RECORD_SECONDS = 60.0
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
 
@@ -168,6 +173,7 @@ class AuthService:
                 self._db.execute("INSERT OR IGNORE INTO roles VALUES(?,?,?,?,0)",
                                  (role_id, name, json.dumps(perms), desc))
         self._tokens: dict[str, _Token] = {}
+        self._key_used: dict[int, float] = {}  # key id -> when its use was last recorded
         self._failures: dict[str, deque[float]] = {}
 
     def close(self) -> None:
@@ -274,9 +280,22 @@ class AuthService:
                                        (_secret_hash(api_key),)).fetchone()
                 if row is None:
                     raise Unauthorized("Invalid API key")
-                self._db.execute("UPDATE api_keys SET last_used=? WHERE key_id=?", (int(self._clock.time()), row[0]))
+                self._note_key_use(row[0])
             return Principal(f"apikey-{row[0]}", ApiRole.parse(row[1]), "api_key")
         raise Unauthorized("Authentication required. Please provide a valid JWT token or API key.")
+
+    def _note_key_use(self, key_id: int) -> None:
+        """Record when a key was last used, at most once a minute per key and never at the cost of
+        the request: a scrape every few seconds must not become a write every few seconds, and a
+        busy catalogue must not turn an authorised call into an error."""
+        now = self._clock.time()
+        if now - self._key_used.get(key_id, -math.inf) < KEY_USE_RECORD_SECONDS:
+            return
+        self._key_used[key_id] = now
+        try:
+            self._db.execute("UPDATE api_keys SET last_used=? WHERE key_id=?", (int(now), key_id))
+        except apsw.BusyError:
+            log.debug("api key %s: last use not recorded, the catalogue is busy", key_id)
 
     def token_valid(self, bearer: str | None) -> bool:
         try:

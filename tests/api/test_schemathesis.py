@@ -2,39 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
                                                response_schema_conformance, status_code_conformance)
-from schemathesis.checks import not_a_server_error
 
 from engine import Engine, EngineConfig
 from engine.api import create_app
 
-# One engine for the whole run: schemathesis loads the schema when the module is imported.
-_engine = Engine(config=EngineConfig(lock_timeout_ms=200, query_timeout_secs=2.0,
-                                     deadlock_check_interval_ms=100)).start()
-_engine.auth.ensure_admin("fuzz-admin-password")
-_app = create_app(_engine)
-# an API key, not a login token: the fuzzer may log out or change the admin user, which revokes tokens
-_key = _engine.auth.create_api_key("admin")
-schema = schemathesis.openapi.from_asgi("/api-docs/openapi.json", _app)
+_key: dict[str, str] = {}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_engine():
-    # the fuzzer may open transactions, start sessions and change settings: all of it dies with the engine
+@pytest.fixture(scope="module")
+def api_schema() -> Iterator[schemathesis.schemas.BaseSchema]:
+    # Built when the first case runs (not at import), so the engine lives only while it is fuzzed;
+    # the fuzzer may open transactions, start sessions and change settings: all of it dies with it.
+    engine = Engine(config=EngineConfig(lock_timeout_ms=200, query_timeout_secs=2.0,
+                                        deadlock_check_interval_ms=100)).start()
+    engine.auth.ensure_admin("fuzz-admin-password")
     for _ in range(3):
-        _engine.connect("fuzz-target", "schemathesis")
-    yield
-    _engine.close()
+        engine.connect("fuzz-target", "schemathesis")
+    # an API key, not a login token: the fuzzer may log out or change the admin user, which revokes tokens
+    _key["admin"] = engine.auth.create_api_key("admin")
+    try:
+        yield schemathesis.openapi.from_asgi("/api-docs/openapi.json", create_app(engine))
+    finally:
+        engine.close()
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case) -> None:  # type: ignore[no-untyped-def]
-    case.call_and_validate(headers={"X-API-Key": _key},
+    case.call_and_validate(headers={"X-API-Key": _key["admin"]},
                            checks=[not_a_server_error, status_code_conformance, content_type_conformance,
                                    response_schema_conformance, negative_data_rejection])
