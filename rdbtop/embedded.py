@@ -30,11 +30,14 @@ class EmbeddedEngine:
         self.engine: Engine | None = None
         self.workload: DemoWorkload | None = None
         self._key = ""
+        self._propagate = True
 
     def start(self) -> None:
-        # the engine logs deadlocks and the like; on a terminal the console owns, stray lines would tear it
-        logging.getLogger("engine").addHandler(logging.NullHandler())
-        logging.getLogger("engine").propagate = False
+        # the engine logs deadlocks and the like; on a terminal the console owns, stray lines would tear
+        # it (they still reach the engine's own log ring and file); stop() gives the logger back
+        engine_log = logging.getLogger("engine")
+        self._propagate = engine_log.propagate
+        engine_log.propagate = False
         self.engine = Engine(self.data).start()
         self._key = self.engine.auth.create_api_key(self.role, "rdbtop embedded console")
         if self.demo:
@@ -52,3 +55,4 @@ class EmbeddedEngine:
             self.workload.stop()
         if self.engine is not None:
             self.engine.close()
+        logging.getLogger("engine").propagate = self._propagate
