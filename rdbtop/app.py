@@ -40,6 +40,7 @@ from .themes import (
     load_themes,
 )
 from .widgets.banner import Banner
+from .widgets.table import KeyedTable
 
 MUTATING = {"cancel_query", "terminate", "acknowledge", "maintenance", "backup"}
 PROMPTING = {"filter"} | MUTATING
@@ -286,7 +287,7 @@ class RdbTop(App[int]):
             if event.pane.id == "ash":
                 self.poller.poll_now()
         self.call_after_refresh(self.draw)
-        tables = self.pane.query("KeyedTable")
+        tables = self.pane.query(KeyedTable)
         if tables:
             tables.first().focus()  # arrows move the selection at once, without a Tab first
         self.refresh_bindings()
@@ -352,8 +353,8 @@ class RdbTop(App[int]):
 
     def _theme_changed(self, _theme: object) -> None:
         if self.shown is not None:
-            for table in self.query("KeyedTable"):
-                table.sync(table._rows, force=True)  # type: ignore[attr-defined]
+            for table in self.tabs.query(KeyedTable):
+                table.repaint()
             self.draw()
 
     def action_ash_window(self) -> None:
@@ -386,7 +387,7 @@ class RdbTop(App[int]):
         self.draw()
         sessions = self.pane_of(SessionsPane)
         if sessions.select_session(root):
-            sessions.query_one("KeyedTable").focus()
+            sessions.query_one(KeyedTable).focus()
             self.notify(f"Root blocker: session {root}.")
         else:
             self.notify(f"Root blocker is session {root}, which is not in the session list.", severity="warning")

@@ -128,6 +128,10 @@ class KeyedTable(DataTable):
             self._reorder(order)
         self.select_key(selected)
 
+    def repaint(self) -> None:
+        """Render every cell again: the styles changed (a new theme), not the data."""
+        self.sync(self._rows, force=True)
+
     def _reorder(self, order: list[str]) -> None:
         # DataTable sorts only by cell values; our order comes from the model, so set it directly
         # (what DataTable.sort itself does once it has sorted).
