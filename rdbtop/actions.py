@@ -216,7 +216,17 @@ class Actions:
         if ok:
             self._done(f"Backup {str_(body, 'backup_id') or ''} started ({str_(body, 'status') or 'accepted'}).")
 
-    # -- reads for screens -----------------------------------------------------------------
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def role(self) -> str | None:
+        """monitor, operator or admin, when the server tells a login token's role; else None (unknown)."""
+        if self.app.client is None:
+            return None
+        try:
+            body = await self.app.client.get("/api/v1/auth/validate")
+        except ClientError:
+            return None
+        return str_(body, "role") if body and body.get("valid") is True else None
 
     async def fingerprint(self, sql_id: str | None) -> tuple[dict[str, Any] | None, str]:
         """The statistics of one fingerprint (the server has no per-id endpoint: search the profiles)."""

@@ -124,6 +124,7 @@ class RdbTop(App[int]):
         self.sorts: dict[str, int] = {}
         self.ash_window = ASH_WINDOWS[1]
         self.interval = settings.interval
+        self.role: str | None = None  # the caller's role, when the server says (login tokens only)
         self.down_since: float | None = None
         self.down_reason = ""
         self.retry_in = 0.0
@@ -190,8 +191,12 @@ class RdbTop(App[int]):
             self.pane.show(self.shown, self.view())
 
 
+    @property
+    def mutations_allowed(self) -> bool:
+        return self.settings.mutations_allowed and self.role != "monitor"
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MUTATING and not self.settings.mutations_allowed:
+        if action in MUTATING and not self.mutations_allowed:
             return False  # hidden and inert: read-only and watch mode have no actions at all
         if action in PROMPTING and self.settings.watch:
             return False
@@ -220,6 +225,8 @@ class RdbTop(App[int]):
                 reason = str(exc) if isinstance(exc, ClientError) else f"{type(exc).__name__}: {exc}"
                 self.failed(ClientError(reason), delay)
                 await asyncio.sleep(delay)
+        self.role = await self.actions.role()
+        self.refresh_bindings()
         self.poller = Poller(self.client, self.interval, self.clock)
         self.poller.ash_window = self.ash_window
         self.poller.want_ash_top = self.tabs.active == "ash"
@@ -261,7 +268,8 @@ class RdbTop(App[int]):
         self._update_status()
 
     def _update_status(self) -> None:
-        mode = "WATCH" if self.settings.watch else "READ-ONLY" if self.settings.read_only else "actions on"
+        mode = "WATCH" if self.settings.watch else "READ-ONLY" if self.settings.read_only else \
+            "READ-ONLY (monitor role)" if self.role == "monitor" else "actions on"
         parts = [Text("rdbtop", style="bold"), Text(" · "), safe_text(self.source.label, 40), Text(f" · {mode}"),
                  Text(f" · every {self.interval:g}s")]
         if self.latest is not None:
@@ -293,7 +301,7 @@ class RdbTop(App[int]):
         self.refresh_bindings()
 
     def action_help(self) -> None:
-        keys = KEY_HELP + ([] if not self.settings.mutations_allowed else KEY_HELP_MUTATING)
+        keys = KEY_HELP + ([] if not self.mutations_allowed else KEY_HELP_MUTATING)
         note = ("Watch mode: a read-only kiosk; no action keys and no prompts." if self.settings.watch else
                 "Read-only: cancel, terminate, acknowledge, maintenance and backup are switched off."
                 if self.settings.read_only else

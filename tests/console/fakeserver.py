@@ -72,6 +72,7 @@ class FakeServer:
              "location": "/backups/0002", "error_message": "disk full"},
         ]
         self.calls: list[tuple[str, str, Any]] = []
+        self.role: str | None = None  # what /auth/validate says: None for an API key (it cannot tell)
         self.not_served: set[str] = set()  # path prefixes answered with a route 404
         self.forbidden: set[str] = set()  # path prefixes answered with 403
         self.ash_top = {"sql_id": [{"key": "f00d", "samples": 30, "percent": 60.0, "average_active_sessions": 2.0,
@@ -127,6 +128,7 @@ class FakeServer:
                                              "incremental_backup_cron": "0 * * * *", "retention_days": 14,
                                              "compression": True, "encryption": False, "destination": "/backups"},
                 "/monitoring/ash": lambda: self._ash(params),
+                "/auth/validate": lambda: {"valid": self.role is not None, "role": self.role},
                 "/alerts/rules": lambda: [{"rule_id": "backup_age", "metric": "backup_age_hours", "operator": ">",
                                            "threshold": 24.0, "enabled": True}],
                 "/profiling/queries": lambda: {"profiles": [{"query_id": "f00d", "query_text": "UPDATE ...",

@@ -363,3 +363,14 @@ async def test_backup_age_is_judged_by_the_servers_alert_rule(server) -> None:  
         await on_pane(pilot, "backups", "7")
         summary = str(app.pane.query_one(".summary").render())
         assert "1d05h ago" in summary and "older than the alert threshold (1d00h)" in summary
+
+
+async def test_a_monitor_login_gets_no_action_keys(server) -> None:  # type: ignore[no-untyped-def]
+    server.role = "monitor"
+    async with running(server) as (app, pilot):
+        assert app.check_action("cancel_query", ()) is False and app.check_action("backup", ()) is False
+        assert "READ-ONLY (monitor role)" in str(app.status.render())
+        await on_pane(pilot, "sessions", "2")
+        await pilot.press("k", "K")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and server.actions() == []
