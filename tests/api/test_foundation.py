@@ -102,3 +102,12 @@ def test_an_api_key_also_works_as_a_bearer_token(engine: Engine, client: TestCli
     r = client.delete("/api/v1/sessions/1", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 403  # with the key's own role, not more
     assert client.get("/api/v1/sessions", headers={"Authorization": "Bearer rdb_unknown"}).status_code == 401
+
+
+def test_validate_answers_for_api_keys_too(engine: Engine, client: TestClient) -> None:
+    key = engine.auth.create_api_key("monitor")
+    for headers in ({"X-API-Key": key}, {"Authorization": f"Bearer {key}"}):
+        body = client.get("/api/v1/auth/validate", headers=headers).json()
+        assert body["valid"] is True and body["role"] == "monitor"
+    assert client.get("/api/v1/auth/validate", headers={"X-API-Key": "rdb_nope"}).json()["valid"] is False
+    assert client.get("/api/v1/auth/validate").json()["valid"] is False

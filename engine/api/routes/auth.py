@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...auth import Unauthorized
 from ..deps import EngineDep
 from ..models import Message
 
@@ -99,8 +100,10 @@ def refresh(engine: EngineDep, request: Request, body: RefreshRequest | None = N
 
 @router.get("/validate", response_model=Validity)
 def validate(engine: EngineDep, request: Request) -> Validity:
-    token = _bearer(request)
-    if token is None or not engine.auth.token_valid(token):
+    """Whether the caller's credentials work, and as whom: a login token, or an API key (in
+    X-API-Key or as a bearer), so a client can learn its role before it offers actions."""
+    try:
+        p = engine.auth.authenticate(_bearer(request), request.headers.get("x-api-key"))
+    except Unauthorized:
         return Validity(valid=False)
-    p = engine.auth.authenticate(token, None)
     return Validity(valid=True, username=p.name, role=p.role.label)
