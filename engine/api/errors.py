@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from urllib.parse import parse_qsl
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -122,6 +123,13 @@ class RequestContext:
             if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
                 await self._too_large(scope, receive, send)
                 return
+            repeated = _repeated_query_key(scope.get("query_string", b""))
+            if repeated is not None:
+                # every query parameter we take is a single value; a repeat would silently lose all but one
+                response = error_response(Request(scope, receive), 400, "VALIDATION_ERROR",
+                                          f"{repeated}: query parameter given more than once", {"field": repeated})
+                await response(scope, receive, send)
+                return
         seen = 0
         limit = self.max_body
 
@@ -155,3 +163,12 @@ class RequestContext:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _repeated_query_key(query: bytes) -> str | None:
+    seen: set[str] = set()
+    for key, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key in seen:
+            return key
+        seen.add(key)
+    return None

@@ -111,3 +111,9 @@ def test_validate_answers_for_api_keys_too(engine: Engine, client: TestClient) -
         assert body["valid"] is True and body["role"] == "monitor"
     assert client.get("/api/v1/auth/validate", headers={"X-API-Key": "rdb_nope"}).json()["valid"] is False
     assert client.get("/api/v1/auth/validate").json()["valid"] is False
+
+
+def test_a_repeated_query_parameter_is_refused(client: TestClient, headers: dict) -> None:
+    r = client.get("/api/v1/sessions?page=1&page=2", headers=headers["monitor"])
+    assert (r.status_code, r.json()["code"]) == (400, "VALIDATION_ERROR")
+    assert r.json()["message"].startswith("page:")
