@@ -1,4 +1,4 @@
-"""Snapshots of the panes with the fake server's fixed data and a frozen clock (80x24, some 160x48).
+"""Snapshots of the panes with the fake server's fixed data and a frozen clock (every pane at 80x24 and 160x48).
 
 Each snapshot test is paired with the Pilot tests in test_keys.py, which check the same screens
 by content: a crash at start would otherwise be saved as a blank snapshot that keeps passing.
@@ -49,7 +49,7 @@ def test_pane_at_80x24(pane: str, snap_compare) -> None:  # type: ignore[no-unty
     assert snap_compare(make_app(FakeServer()), terminal_size=(80, 24), run_before=showing(pane))
 
 
-@pytest.mark.parametrize("pane", ["overview", "sessions", "locks"])
+@pytest.mark.parametrize("pane", PANES)
 def test_pane_at_160x48(pane: str, snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(make_app(FakeServer()), terminal_size=(160, 48), run_before=showing(pane))
 
