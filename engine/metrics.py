@@ -143,24 +143,25 @@ class EngineMetrics:
         e = self._engine
         stats, txns = e.stats, e.transactions
         rates = stats.rates()
+        totals = stats.totals()
         locks = e.locks.locks()
         process = psutil.Process(os.getpid())
         cpu = process.cpu_times()
         held = sum(1 for lock in locks if lock.granted)
         return EngineFigures(
             taken_at=e.clock.time(), started_at=e.started_at, uptime_seconds=e.uptime_seconds,
-            sessions=e.session_counts(), statements_total=stats.statements_total,
-            statement_errors_total=stats.errors_total, statements_per_second=rates.statements_per_second,
-            transactions_per_second=rates.transactions_per_second, rows_read_total=stats.rows_read_total,
-            rows_written_total=stats.rows_written_total, commits_total=txns.commits_total,
+            sessions=e.session_counts(), statements_total=totals.statements,
+            statement_errors_total=totals.errors, statements_per_second=rates.statements_per_second,
+            transactions_per_second=rates.transactions_per_second, rows_read_total=totals.rows_read,
+            rows_written_total=totals.rows_written, commits_total=txns.commits_total,
             rollbacks_total=txns.rollbacks_total, active_transactions=len(txns.active), locks_held=held,
             lock_waiters=len(locks) - held, lock_waits_total=e.locks.lock_waits_total,
             lock_timeouts_total=e.locks.lock_timeouts_total,
             deadlocks_total=e.locks.deadlocks_total,
             cache_hits_total=stats.cache_hits_total, cache_misses_total=stats.cache_misses_total,
-            cache_hit_ratio=stats.cache_hit_ratio, fingerprints=len(stats.fingerprints()),
+            cache_hit_ratio=stats.cache_hit_ratio, fingerprints=totals.fingerprints,
             ash_samples_total=e.ash.samples_total, ash_last_sample_seconds=e.ash.last_sample_seconds,
-            latency=stats.latency_snapshot(), host=e.host.latest, process_cpu_seconds=cpu.user + cpu.system,
+            latency=stats.latency, host=e.host.latest, process_cpu_seconds=cpu.user + cpu.system,
             disk_io=_process_io(process), alerts_firing=_alerts_firing(e),
             backup_age_seconds=None if (age := e.backup.backup_age_hours()) is None else age * 3600,
             backup_failed=e.backup.backup_failed() > 0)

@@ -21,7 +21,7 @@ _SCHEMA_CHANGES = {
     apsw.SQLITE_DROP_TABLE, apsw.SQLITE_DROP_INDEX, apsw.SQLITE_DROP_TRIGGER, apsw.SQLITE_DROP_VIEW,
     apsw.SQLITE_ALTER_TABLE, apsw.SQLITE_REINDEX, apsw.SQLITE_ANALYZE,
 }
-_DENIED = {apsw.SQLITE_ATTACH: "ATTACH", apsw.SQLITE_DETACH: "DETACH"}
+_DENIED = {apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH}
 # VACUUM compiles without consulting the authorizer, then ATTACHes a private scratch database ('')
 # while it steps. So its text names the schema it rewrites, a schema change that takes the
 # schema's exclusive lock, and that one ATTACH is let through.
@@ -117,7 +117,6 @@ class AccessRecorder:
 
     def __init__(self) -> None:
         self.pending = Access()
-        self.denied: str | None = None
         self.bypass = False  # the engine's own statements (ATTACH, ROLLBACK) pass unrecorded
         self.vacuuming = False  # the statement about to step is a VACUUM, not yet past its ATTACH
         self._cache: dict[str, Access] = {}
@@ -129,7 +128,6 @@ class AccessRecorder:
             if op == apsw.SQLITE_ATTACH and p1 == "" and self.vacuuming:
                 self.vacuuming = False
                 return apsw.SQLITE_OK
-            self.denied = _DENIED[op]
             return apsw.SQLITE_DENY
         if op == apsw.SQLITE_READ and p1 and db and db != "temp":
             self.pending.reads.add((db, p1))

@@ -7,6 +7,7 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .clock import Clock
 from .config import EngineConfig
@@ -47,11 +48,6 @@ class LatencyHistogram:
             self.counts[bucket] += n
             self.total += n
         self.sum_ms += sum_ms
-
-    def copy(self) -> LatencyHistogram:
-        out = LatencyHistogram()
-        out.counts, out.total, out.sum_ms = list(self.counts), self.total, self.sum_ms
-        return out
 
     def cumulative(self, bounds_ms: Sequence[float]) -> list[int]:
         """Observations at or below each bound (ascending), as Prometheus buckets count them.
@@ -112,9 +108,6 @@ class FingerprintStats:
         total = self.cache_hits + self.cache_misses
         return self.cache_hits / total if total else None
 
-    def per_profiled_call(self, total: int) -> float | None:
-        return total / self.profiled_calls if self.profiled_calls else None
-
     def percentile(self, p: float) -> float | None:
         value = self.histogram.percentile(p)
         # a bucket's middle may stray past the real extremes; clamp so p99 <= max
@@ -170,6 +163,14 @@ class Accumulator:
 
 
 Accumulators = dict[str, Accumulator]
+
+
+class Totals(NamedTuple):
+    statements: int
+    errors: int
+    rows_read: int
+    rows_written: int
+    fingerprints: int  # as many as fingerprints() would list
 
 
 @dataclass
@@ -306,31 +307,34 @@ class StatementStats:
                 into.merge(acc)
         return merged
 
-    def _totals(self) -> tuple[int, int, int, int]:
+    def totals(self) -> Totals:
+        """Every count at once, in one pass over the accumulators (the properties below each take one)."""
         calls = errors = rows = written = 0
+        keys: set[str] = set()
         for accs in self._sources():
-            for acc in list(accs.values()):
+            for key, acc in list(accs.items()):
+                keys.add(key)
                 calls += acc.calls
                 errors += acc.errors
                 rows += acc.rows
                 written += acc.written
-        return calls, errors, rows, written
+        return Totals(calls, errors, rows, written, min(len(keys), self._config.stats_max_fingerprints))
 
     @property
     def statements_total(self) -> int:
-        return self._totals()[0]
+        return self.totals().statements
 
     @property
     def errors_total(self) -> int:
-        return self._totals()[1]
+        return self.totals().errors
 
     @property
     def rows_read_total(self) -> int:
-        return self._totals()[2]
+        return self.totals().rows_read
 
     @property
     def rows_written_total(self) -> int:
-        return self._totals()[3]
+        return self.totals().rows_written
 
     @property
     def cache_hits_total(self) -> int:
@@ -387,10 +391,6 @@ class StatementStats:
                     merged = Accumulator(acc.sql, acc.first_seen)
                 merged.merge(acc)
         return None if merged is None else self._fingerprint(sql_id, merged)
-
-    def latency_snapshot(self) -> LatencyHistogram:
-        """The all-statement histogram (its count equals statements_total)."""
-        return self.latency
 
     @property
     def cache_hit_ratio(self) -> float | None:

@@ -187,7 +187,7 @@ def query_stats(engine: EngineDep, _: Monitor,
                 slow_limit: Annotated[int, Query(ge=0, le=100_000, description="newest slow-log entries")] = 50,
                 ) -> QueryStatsResponse:
     stats = engine.stats
-    latency = stats.latency_snapshot()
+    latency = stats.latency
     fingerprints = stats.fingerprints()
     top = sorted(fingerprints, key=lambda fp: fp.total_ms, reverse=True)[:top_limit]
     slow = list(stats.slow_log)
