@@ -329,8 +329,8 @@ class Engine:
     def cancel_query(self, query_id: str, by: str = "admin") -> Statement:
         return self.cancel(self.statement(query_id).session_id, by, query_id)
 
-    def statement_finished(self, stmt: Statement) -> None:
-        if stmt.error_code is not None and self.events.has_subscribers("statement_failed"):
+    def statement_finished(self, stmt: Statement, failed: bool) -> None:
+        if failed and self.events.has_subscribers("statement_failed"):
             self.events.publish("statement_failed", stmt)
         self._recent[stmt.id & (RECENT_STATEMENTS - 1)] = stmt
 

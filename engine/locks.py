@@ -66,14 +66,14 @@ class _Waiter:
     error: Exception | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Grant:
     txn: Transaction
     mode: LockMode
     since: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     granted: dict[int, _Grant] = field(default_factory=dict)
     queue: list[_Waiter] = field(default_factory=list)
@@ -191,17 +191,23 @@ class LockManager:
     def try_acquire(self, txn: Transaction, resources: tuple[Resource, ...], mode: LockMode) -> int:
         """Grant as many of `resources`, in order, as can be granted at once under one mutex hold;
         return how many were. The caller waits for the rest one by one with `acquire`."""
+        entries = self._entries
         with self._mutex:
             for done, resource in enumerate(resources):
-                entry = self._entries.get(resource)
+                entry = entries.get(resource)
                 if entry is None:
-                    entry = self._entries[resource] = _Entry()
+                    # nobody holds or waits for it (the common case): grant without the checks
+                    entries[resource] = _Entry({txn.id: _Grant(txn, mode, self._clock.time())}, [])
+                    held_set = self._held.get(txn.id)
+                    if held_set is None:
+                        self._held[txn.id] = {resource}
+                    else:
+                        held_set.add(resource)
+                    continue
                 held = entry.granted.get(txn.id)
                 if held is not None and held.mode.covers(mode):
                     continue
                 if not (self._compatible(entry, txn.id, mode) and (held is not None or not entry.queue)):
-                    if not entry.granted and not entry.queue:
-                        del self._entries[resource]
                     return done
                 self._grant(entry, txn, resource, mode)
             return len(resources)

@@ -29,9 +29,9 @@ PROGRESS_STEPS = 1000
 # Page-cache misses within one progress window above which the statement is counted as doing IO.
 IO_MISSES_PER_WINDOW = 8
 # SQLite's per-statement profile (trace_v2) costs more than the rest of the monitoring together, so
-# it is taken on a sample: the first executions of every SQL text, then every 64th statement.
+# it is taken on a sample: the first executions of every SQL text, then every 256th statement.
 PROFILE_FIRST = 8
-PROFILE_EVERY_MASK = 63
+PROFILE_EVERY_MASK = 255
 # How often a session folds its connection's cumulative page-cache counters into the totals.
 CACHE_READ_SECONDS = 0.25
 
@@ -256,7 +256,8 @@ class Session:
         rows: list[tuple[Any, ...]] = []
         has_more = False
         error: EngineError | None = None
-        changes_before = conn.total_changes()
+        # an untraced text only reads: it changes nothing, so the two total_changes() calls are skipped
+        changes_before = conn.total_changes() if traced else 0
         cursor = self._cursor
         try:
             cursor.execute(sql, params)
@@ -305,8 +306,12 @@ class Session:
             engine.sql_texts.clear()
         stmt.rows = len(rows)
         # a delta, not changes(): that repeats the last write's count for every later read in the transaction
-        stmt.rows_written = conn.total_changes() - changes_before
-        self._end_statement_transaction(stmt, control, error)
+        if traced:
+            stmt.rows_written = conn.total_changes() - changes_before
+            self._end_statement_transaction(stmt, control, error)
+        elif error is None:  # an autocommit read, the commonest statement: what that method would do, inline
+            engine.transactions.end_autocommit_read()
+            counters.commits += 1
         self._finish(stmt, error, monitoring)
         if error is not None:
             raise error
@@ -359,7 +364,7 @@ class Session:
         writes = access.writes
         if writes or access.transaction_control or access.savepoint or cursor.is_explain:
             self._run_pure = False
-            if any(table == "sqlite_master" for _, table in writes):
+            if writes and access.write_plan().ddl:
                 self._run_ddl = True
         txn = self._stmt_txn
         # An autocommit read takes no lock (WAL gives it a snapshot); EXPLAIN prepares a statement,
@@ -374,16 +379,16 @@ class Session:
         txn.queries_executed += 1
         versions = self.engine.transactions
         if writes:
-            schemas, plan = access.write_plan()
-            self._lock_all(txn, plan, LockMode.EXCLUSIVE, stmt)
-            for schema in schemas:
+            plan = access.write_plan()
+            self._lock_all(txn, plan.locks, LockMode.EXCLUSIVE, stmt)
+            for schema in plan.schemas:
                 if txn.explicit and txn.read_versions.get(schema, None) not in (None, versions.version(schema)):
                     raise SerializationFailure(
                         f"could not serialize access: schema {schema} was changed by another transaction after "
                         f"transaction {txn.id} first read it; the transaction was rolled back, retry it",
                         schema=schema)
                 txn.written_schemas.add(schema)
-            txn.modified_tables.update(f"{schema}.{table}" for schema, table in writes)
+            txn.modified_tables.update(plan.tables)
         if txn.explicit:
             self._lock_all(txn, access.read_plan(), LockMode.SHARED, stmt)
             for schema in {s for s, _ in access.reads | writes}:
@@ -498,6 +503,8 @@ class Session:
             stmt.error_code, stmt.error_message = error.code, error.message
             counters.errors += 1
         stmt.finished = True  # after the outcome: other threads read it once they see this
+        # unguarded by _stop: cancel() and terminate() take a finished statement as none at all
+        self.statement = None
         counters.rows_read += stmt.rows
         counters.rows_written += stmt.rows_written
         if monitoring:
@@ -506,18 +513,14 @@ class Session:
             if end - self._cache_read_at >= CACHE_READ_SECONDS or stmt.cache_hits is not None:
                 self._cache_read_at = end
                 self._fold_cache_counters()
-        with self._stop:
-            self.statement = None
-        self.last_activity = stmt.started_at + elapsed
-        state = SessionState.IDLE if self.txn is None else SessionState.IDLE_IN_TRANSACTION
-        if state is not self.state:
-            self.state_since = self.last_activity
-        self.state = state
-        if state is SessionState.IDLE:
-            self.wait_class = self.wait_event = None
+        # the session was active (or waiting) until now, so its state changes here
+        self.state_since = self.last_activity = stmt.started_at + elapsed
+        if self.txn is None:
+            self.state, self.wait_class, self.wait_event = SessionState.IDLE, None, None
         else:
+            self.state = SessionState.IDLE_IN_TRANSACTION
             self.wait_class, self.wait_event = WaitClass.IDLE_IN_TRANSACTION, "ClientRead"
-        self.engine.statement_finished(stmt)
+        self.engine.statement_finished(stmt, error is not None)
 
     def _fold_cache_counters(self) -> None:
         """Bring the session's and the engine's page-cache counters up to the connection's."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import apsw
 
@@ -79,6 +79,16 @@ class SqlTexts:
         self._texts = {}
 
 
+class WritePlan(NamedTuple):
+    schemas: tuple[str, ...]
+    # locks to take in order: each schema's file, then each table written. Schema first: a writer
+    # queues for the file before it holds any table of it, which keeps two writers of one schema
+    # from deadlocking over its tables.
+    locks: tuple[Resource, ...]
+    tables: frozenset[str]  # "schema.table", as a transaction lists what it modified
+    ddl: bool  # changes a schema (sqlite_master)
+
+
 @dataclass
 class Access:
     """Tables a statement reads and writes, as (schema, table); schema changes count as writes."""
@@ -88,20 +98,19 @@ class Access:
     transaction_control: bool = False
     savepoint: bool = False
     vacuum: bool = False
-    _write_plan: tuple[tuple[str, ...], tuple[Resource, ...]] | None = None
+    _write_plan: WritePlan | None = None
     _read_plan: tuple[Resource, ...] | None = None
 
     def empty(self) -> bool:
         return not (self.reads or self.writes or self.transaction_control or self.savepoint)
 
-    def write_plan(self) -> tuple[tuple[str, ...], tuple[Resource, ...]]:
-        """(schemas written, locks to take in order: each schema's file, then each table written).
-        Schema first: a writer queues for the file before it holds any table of it, which keeps
-        two writers of one schema from deadlocking over its tables."""
+    def write_plan(self) -> WritePlan:
+        """What a write needs, worked out once per SQL text: see WritePlan."""
         if self._write_plan is None:
             schemas = tuple(sorted({schema for schema, _ in self.writes}))
-            self._write_plan = (schemas, tuple(Resource(s) for s in schemas)
-                                + tuple(Resource(s, t) for s, t in sorted(self.writes)))
+            self._write_plan = WritePlan(
+                schemas, tuple(Resource(s) for s in schemas) + tuple(Resource(s, t) for s, t in sorted(self.writes)),
+                frozenset(f"{s}.{t}" for s, t in self.writes), any(t == "sqlite_master" for _, t in self.writes))
         return self._write_plan
 
     def read_plan(self) -> tuple[Resource, ...]:
@@ -166,13 +175,23 @@ def _vacuum_access(sql: str) -> Access | None:
 
 
 class Statement:
-    """One execution of an SQL text. Built on every call, so a plain slotted class with the
-    fields it needs at once; the profile fields stay None unless this execution was profiled."""
+    """One execution of an SQL text. Built on every call, so a slotted class that sets only what
+    every execution has; what only some have (an outcome other than success, a stop, a profile)
+    reads as the class default until set, and then lives in the instance's __dict__."""
 
     __slots__ = ("id", "query_id", "session_id", "sql", "sql_id", "username", "started_at", "started_mono",
-                 "deadline", "stop_reason", "stopped_by", "finished", "duration_ms", "rows", "rows_written",
-                 "error_code", "error_message", "fullscan_steps", "sorts", "vm_steps", "autoindexes",
-                 "cache_hits", "cache_misses")
+                 "deadline", "finished", "duration_ms", "rows", "rows_written", "__dict__")
+
+    stop_reason: str | None = None  # "canceled" / "timeout" / "terminated"
+    stopped_by: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    fullscan_steps: int | None = None
+    sorts: int | None = None
+    vm_steps: int | None = None
+    autoindexes: int | None = None
+    cache_hits: int | None = None
+    cache_misses: int | None = None
 
     def __init__(self, session_id: int, sql: str, started_at: float, started_mono: float, deadline: float | None,
                  sql_id_: str | None = None, username: str | None = None) -> None:
@@ -185,20 +204,10 @@ class Statement:
         self.started_at = started_at
         self.started_mono = started_mono
         self.deadline = deadline
-        self.stop_reason: str | None = None  # "canceled" / "timeout" / "terminated"
-        self.stopped_by: str | None = None
         self.finished = False
         self.duration_ms: float | None = None
         self.rows = 0
         self.rows_written = 0
-        self.error_code: str | None = None
-        self.error_message: str | None = None
-        self.fullscan_steps: int | None = None
-        self.sorts: int | None = None
-        self.vm_steps: int | None = None
-        self.autoindexes: int | None = None
-        self.cache_hits: int | None = None
-        self.cache_misses: int | None = None
 
     @property
     def profiled(self) -> bool:

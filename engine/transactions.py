@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 ISOLATION_LEVEL = "REPEATABLE_READ"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Transaction:
     id: int
     session: Session
