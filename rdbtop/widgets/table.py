@@ -4,6 +4,12 @@ Rebuilding a DataTable each tick costs about 0.3 ms per row and loses the cursor
 changed cells keeps a 1,000-row refresh near 100 ms (../shared/textual-notes.md §3). Columns
 have fixed widths (a stable layout) except one flexible column, and each has a priority: when the
 table is narrow the least important columns go first. Every cell goes through safe_text.
+
+Two costs remain once only changed cells are updated, both measured with a profiler on the
+console at 1,000 sessions: rendering the cells of rows whose values did not change (safe_text per
+cell, every tick), and DataTable's own render cache, which is keyed on one update counter for the
+whole table, so a single update_cell makes every visible cell go through Rich again. So a row
+whose values are unchanged is not rendered at all, and cells are cached by a version per row.
 """
 
 from __future__ import annotations
@@ -11,8 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
@@ -21,6 +30,7 @@ from ..safe import safe_text
 
 FLEX_MIN = 12
 ROW_CAP = 500  # rows shown at most per table: the top of the sort order
+CELL_CACHE = 4096  # rendered cells kept: a screenful of visible cells, with and without the cursor
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,12 @@ class KeyedTable(DataTable):
         self._shown: list[tuple[Column, int]] = []
         self._rows: list[Row] = []
         self._cells: dict[str, tuple[Text, ...]] = {}
+        self._drawn: dict[str, Row] = {}  # the Row each shown row was last rendered from
         self._order: list[str] = []
+        # a row's cells change only with its version, so a rendered cell is reused until then
+        self._versions: dict[str, int] = {}
+        self._next_version = 0
+        self._cell_cache: LRUCache[tuple[object, ...], list[list[Segment]]] = LRUCache(CELL_CACHE)
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -81,18 +96,32 @@ class KeyedTable(DataTable):
         for col, width in shown:
             label = Text(col.label, justify="right" if col.right else "left")
             self.add_column(label, width=width, key=col.key)
-        self._cells.clear()
-        self._order = []
+        self._forget()
         self.sync(self._rows)
         self.select_key(selected)
 
+    def _forget(self) -> None:
+        """The rendered cells no longer fit (new columns, new styles): render every row again."""
+        self._cells.clear()
+        self._drawn.clear()
+        self._order = []
+        self._versions.clear()
+        self._cell_cache.clear()
+
     # -- rows ------------------------------------------------------------------------------
 
-    def _render(self, row: Row) -> tuple[Text, ...]:
+    def _render(self, row: Row, old: Row | None = None, cells: tuple[Text, ...] | None = None) -> tuple[Text, ...]:
+        """The row's cells; with the previous Row and its cells, only the values that changed are
+        rendered again (most ticks change a duration or two of a row, not the whole row)."""
+        same_style = old is not None and cells is not None and old.style == row.style and old.styles == row.styles
         styles = dict(row.styles)
         out = []
-        for col, width in self._shown:
-            cell = safe_text(row.values.get(col.key), width, style=styles.get(col.key, row.style))
+        for i, (col, width) in enumerate(self._shown):
+            value = row.values.get(col.key)
+            if same_style and old.values.get(col.key) == value:  # type: ignore[union-attr]
+                out.append(cells[i])  # type: ignore[index]
+                continue
+            cell = safe_text(value, width, style=styles.get(col.key, row.style))
             if col.right:
                 cell.justify = "right"
             out.append(cell)
@@ -105,23 +134,32 @@ class KeyedTable(DataTable):
             return  # not laid out yet: relayout() will show them
         selected = self.selected_key
         if force:
-            self._cells.clear()
+            self._forget()
             self.clear()
-            self._order = []
         wanted = {r.key for r in self._rows}
         for key in [k for k in self._cells if k not in wanted]:
             self.remove_row(key)
             del self._cells[key]
+            del self._drawn[key]
+            self._versions.pop(key, None)
         keys = [col.key for col, _ in self._shown]
         for row in self._rows:
-            cells = self._render(row)
+            drawn = self._drawn.get(row.key)
+            if drawn == row:
+                continue  # nothing of it changed: no rendering, no comparing of cells
             old = self._cells.get(row.key)
+            cells = self._render(row, drawn, old)
+            self._drawn[row.key] = row
             if old is None:
                 self.add_row(*cells, key=row.key)
             elif old != cells:
                 for col_key, new, was in zip(keys, cells, old, strict=True):
-                    if new != was:
+                    if new is not was and new != was:
                         self.update_cell(row.key, col_key, new)
+            else:
+                continue
+            self._next_version += 1  # never reused, so a row shown again is not mistaken for its old self
+            self._versions[row.key] = self._next_version
             self._cells[row.key] = cells
         order = [r.key for r in self._rows]
         if order != self._order:
@@ -131,6 +169,24 @@ class KeyedTable(DataTable):
     def repaint(self) -> None:
         """Render every cell again: the styles changed (a new theme), not the data."""
         self.sync(self._rows, force=True)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cell_cache.clear()
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
+        """DataTable's cell rendering, cached by the row's version instead of the table's update count."""
+        if row_index < 0 or column_index < 0:  # the header row and row labels: DataTable's own way
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        key = (row_key, self._versions.get(row_key.value or ""), row_index, column_index, base_style, width, cursor,
+               hover, self._show_hover_cursor, self._pseudo_class_state, self.show_cursor, self.cursor_type)
+        lines = self._cell_cache.get(key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._cell_cache[key] = lines
+        return lines
 
     def _reorder(self, order: list[str]) -> None:
         # DataTable sorts only by cell values; our order comes from the model, so set it directly

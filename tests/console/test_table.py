@@ -1,0 +1,56 @@
+"""KeyedTable: unchanged rows cost nothing, a changed value updates its cell only, and what is
+painted always follows the data (its cell cache is keyed by row version, not DataTable's counter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import App, ComposeResult
+
+from rdbtop.widgets.table import Column, KeyedTable, Row
+
+COLUMNS = [Column("id", "ID", 4, right=True), Column("state", "State", 8), Column("sql", "SQL")]
+
+
+class TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(COLUMNS, id="t")
+
+
+def rows(states: dict[int, str]) -> list[Row]:
+    return [Row(str(i), {"id": i, "state": state, "sql": f"SELECT {i}"}) for i, state in states.items()]
+
+
+def painted(t: KeyedTable) -> str:
+    return "\n".join(t.render_line(y).text for y in range(t.size.height))
+
+
+async def test_only_changed_cells_are_updated_and_painted() -> None:
+    app = TableApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        t = app.query_one(KeyedTable)
+        t.sync(rows({1: "idle", 2: "active", 3: "idle"}))
+        await pilot.pause()
+        assert "active" in painted(t)
+        updates: list[tuple[Any, ...]] = []
+        original = t.update_cell
+
+        def spy(*args: Any, **kwargs: Any) -> None:
+            updates.append(args[:2])
+            original(*args, **kwargs)
+
+        t.update_cell = spy  # type: ignore[method-assign]
+        t.sync(rows({1: "idle", 2: "active", 3: "idle"}))
+        assert updates == []  # same data: nothing touched
+        t.sync(rows({1: "idle", 2: "waiting", 3: "idle"}))
+        assert updates == [("2", "state")]
+        await pilot.pause()
+        screen = painted(t)
+        assert "waiting" in screen and "active" not in screen  # the cached cell did not outlive its value
+        t.sync(rows({3: "idle", 2: "waiting"}))  # a row leaves, the order changes
+        await pilot.pause()
+        screen = painted(t)
+        assert "SELECT 1" not in screen and screen.index("SELECT 3") < screen.index("SELECT 2")
+        t.sync(rows({3: "idle", 2: "waiting", 1: "active"}))  # back under the same key, with other values
+        await pilot.pause()
+        assert "active" in painted(t)
