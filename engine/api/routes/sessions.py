@@ -8,11 +8,12 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from ...errors import InvalidInput
 from ...sessions import Session, SessionState
 from ...sessions import SessionInfo as EngineSessionInfo
 from ..deps import EngineDep, Monitor, Operator
 from ..models import DATABASE_NAME, SessionInfo
-from ..pagination import Pages, Paginated, paginate
+from ..pagination import PageParams, Pages, Paginated, SortOrder, paginate, sort_items
 
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
@@ -24,6 +25,12 @@ _SORT = {
     "created_at": lambda s: s.connected_at, "last_activity": lambda s: s.last_activity,
     "state_seconds": lambda s: -s.state_since, "application_name": lambda s: s.application_name,
 }
+# What hurts first: waiting, then idle in transaction (holding locks), active, idle; the longest in
+# its state first within each. A console's default order, so that its top rows can be asked for.
+TRIAGE_RANK = {SessionState.WAITING: 0, SessionState.IDLE_IN_TRANSACTION: 1, SessionState.ACTIVE: 2,
+               SessionState.IDLE: 3}
+_STATS_SORT = {**_SORT, "triage": lambda s: (TRIAGE_RANK[s.state], s.state_since)}
+MAX_STATS_LIMIT = 100_000
 
 
 class ConnectionInfo(BaseModel):
@@ -108,15 +115,44 @@ def kill_connection(engine: EngineDep, who: Operator, connection_id: SessionId) 
     return Response(status_code=204)
 
 
-@router.get("/stats/sessions", response_model=SessionStats)
-def session_stats(engine: EngineDep, _: Monitor) -> dict:
-    infos = engine.sessions()
-    by_state = {state.value: 0 for state in SessionState}
-    for s in infos:
+def _states(text: str | None) -> set[SessionState] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        return {SessionState(name) for name in names}
+    except ValueError:
+        raise InvalidInput(f"state must be a comma-separated list of {', '.join(s.value for s in SessionState)}",
+                           field="state") from None
+
+
+@router.get("/stats/sessions", response_model=SessionStats,
+            description="Session counts by state and the sessions themselves. The counts always cover every "
+                        "session; `state`, `sort_by`, `sort_order` and `limit` choose which sessions are listed "
+                        "(for example the 500 that need attention first: `sort_by=triage&limit=500`), so that a "
+                        "console watching thousands of sessions need not read them all every second.")
+def session_stats(
+        engine: EngineDep, _: Monitor,
+        state: Annotated[str | None, Query(max_length=200, description="list only sessions in these states, "
+                                           "comma-separated: idle, active, idle in transaction, waiting")] = None,
+        sort_by: Annotated[str | None, Query(max_length=64, description="triage (waiting, idle in transaction, "
+                                             "active, idle; longest in its state first), or one of "
+                                             f"{', '.join(sorted(_SORT))}")] = None,
+        sort_order: SortOrder = SortOrder.ASC,
+        limit: Annotated[int | None, Query(ge=0, le=MAX_STATS_LIMIT,
+                                           description="list at most this many sessions")] = None) -> dict:
+    wanted = _states(state)
+    objects = engine.session_objects()
+    by_state = {s.value: 0 for s in SessionState}
+    for s in objects:
         by_state[s.state.value] += 1
+    # filter, order and cut on the live sessions, so only the listed ones are copied and serialised
+    listed = [s for s in objects if wanted is None or s.state in wanted]
+    listed = sort_items(listed, PageParams(sort_by=sort_by, sort_order=sort_order), _STATS_SORT)
+    infos = [s.info() for s in (listed if limit is None else listed[:limit])]
     now = engine.clock.time()
     return {"active_sessions": by_state["active"] + by_state["waiting"], "idle_sessions": by_state["idle"],
-            "sessions": [SessionInfo.of(s, now) for s in infos], "total_connections": len(infos),
-            "peak_connections": engine.peak_sessions, "waiting_sessions": by_state["waiting"],
-            "idle_in_transaction_sessions": by_state["idle in transaction"],
+            "sessions": [SessionInfo.of(i, now) for i in infos if wanted is None or i.state in wanted],
+            "total_connections": len(objects), "peak_connections": engine.peak_sessions,
+            "waiting_sessions": by_state["waiting"], "idle_in_transaction_sessions": by_state["idle in transaction"],
             "max_connections": engine.config.max_connections}
