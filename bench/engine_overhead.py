@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import apsw  # noqa: E402
 
 from engine import Engine, EngineConfig, SessionState  # noqa: E402
+from engine.stats import NATIVE_ACCOUNTING  # noqa: E402
 
 SCHEMA = "sales"
 ROWS_DEFAULT = 10_000
@@ -262,6 +263,8 @@ def bench_throughput(args: argparse.Namespace, work: Path, out: list[str]) -> No
                    "rotated each round, each run a fixed number of statements (column n); median of the rounds")
         out.append(f"  raw apsw pragmas:          {describe_pragmas(raw.pragmas)}")
         out.append(f"  engine's effective pragmas: {describe_pragmas(on.pragmas)}")
+        out.append("  per-statement accounting: " + ("C (engine/_accounting.c)" if NATIVE_ACCOUNTING else
+                                                      "Python (engine/_accounting.c is not built: no C compiler?)"))
         if on.pragmas != raw.pragmas:
             out.append("  NOTE: the engine's sessions do not run the pragmas they ask for (see the info row)")
         out.append("")

@@ -19,6 +19,7 @@ from .errors import (Conflict, DeadlockDetected, EngineError, LockTimeout, Query
                      SessionBusy, SessionTerminated, SqlError)
 from .locks import LockMode, Resource, WaitEdge
 from .statements import AccessRecorder, Result, Statement, map_sqlite_error, transaction_control
+from .stats import record_call
 from .transactions import Transaction
 
 if TYPE_CHECKING:
@@ -115,8 +116,8 @@ class Session:
         self._access = AccessRecorder()
         self._conn = engine.storage.open_connection(engine.config.buffer_pool_size)
         self._cursor = self._conn.cursor()
+        self._stats = engine.stats
         self._accs = engine.stats.accumulators()
-        self._record = engine.stats.record
         self._traced = True  # whether the exec trace (lock taking) is installed on the connection
         self._run_pure = True  # this run's statements only read
         self._run_ddl = False  # this run changed a schema
@@ -244,6 +245,7 @@ class Session:
             conn.exec_trace = self._before_statement if traced else None
             self._traced = traced
         self._run_pure, self._run_ddl = True, False
+        self._window_misses = -1  # the statement's first progress call sets its baseline
         monitoring = engine.config.monitoring_enabled
         profile = monitoring and (text.profiled < PROFILE_FIRST or not counters.statements & PROFILE_EVERY_MASK)
         if profile:
@@ -312,7 +314,7 @@ class Session:
         elif error is None:  # an autocommit read, the commonest statement: what that method would do, inline
             engine.transactions.end_autocommit_read()
             counters.commits += 1
-        self._finish(stmt, error, monitoring)
+        self._finish(stmt, error, monitoring, profile)
         if error is not None:
             raise error
         return Result(stmt.query_id, columns, rows, stmt.rows_written, stmt.duration_ms or 0.0, has_more,
@@ -494,10 +496,10 @@ class Session:
         else:
             self.counters.rollbacks += 1
 
-    def _finish(self, stmt: Statement, error: EngineError | None, monitoring: bool) -> None:
+    def _finish(self, stmt: Statement, error: EngineError | None, monitoring: bool, profiled: bool) -> None:
         end = self.engine.clock.monotonic()
         elapsed = end - stmt.started_mono
-        stmt.duration_ms = elapsed * 1000
+        stmt.duration_ms = ms = elapsed * 1000
         counters = self.counters
         if error is not None:
             stmt.error_code, stmt.error_message = error.code, error.message
@@ -508,9 +510,12 @@ class Session:
         counters.rows_read += stmt.rows
         counters.rows_written += stmt.rows_written
         if monitoring:
-            self._record(stmt, self._accs)
-            self._window_misses = -1  # the next statement's first progress call sets its baseline
-            if end - self._cache_read_at >= CACHE_READ_SECONDS or stmt.cache_hits is not None:
+            stats = self._stats
+            # the commonest case inline (a known fingerprint, neither slow nor profiled); stats.record does the rest
+            if profiled or ms >= stats.slow_ms or not record_call(
+                    self._accs, stmt.sql_id, ms, stmt.rows, stmt.rows_written, error is not None, stmt.started_at):
+                stats.record(stmt, self._accs)
+            if profiled or end - self._cache_read_at >= CACHE_READ_SECONDS:
                 self._cache_read_at = end
                 self._fold_cache_counters()
         # the session was active (or waiting) until now, so its state changes here
@@ -590,7 +595,7 @@ class Session:
             self._end_explicit(committed=False)
         if self.engine.config.monitoring_enabled:
             self._fold_cache_counters()
-        self.engine.stats.retire(self._accs)
+        self._stats.retire(self._accs)
         self.closed = True
         self._conn.close()
         self.engine.session_closed(self)

@@ -133,9 +133,10 @@ class Rates:
     transactions_per_second: float
 
 
-class Accumulator:
+class PyAccumulator:
     """One fingerprint's running figures in one session: updated by that session's thread alone,
-    so recording a statement takes no lock and allocates nothing; readers add them up."""
+    so recording a statement takes no lock and allocates nothing; readers add them up.
+    The reference for engine/_accounting.c's Accumulator, which is used instead when it is built."""
 
     __slots__ = ("sql", "calls", "total_ms", "min_ms", "max_ms", "rows", "written", "errors", "hist",
                  "first_seen", "last_end")  # last_end: when the latest call started (what last_seen shows)
@@ -148,7 +149,7 @@ class Accumulator:
         self.hist: defaultdict[int, int] = defaultdict(int)  # sparse LatencyHistogram buckets
         self.first_seen = self.last_end = first_seen
 
-    def merge(self, other: Accumulator) -> None:
+    def merge(self, other: PyAccumulator) -> None:
         self.calls += other.calls
         self.rows += other.rows
         self.written += other.written
@@ -161,6 +162,38 @@ class Accumulator:
         self.first_seen = min(self.first_seen, other.first_seen)
         self.last_end = max(self.last_end, other.last_end)
 
+
+def py_record_call(accs: dict[str, PyAccumulator], key: str, ms: float, rows: int, written: int, failed: bool,
+                   started_at: float) -> bool:
+    """Count one call into accs[key]; False (and nothing counted) when there is no such accumulator.
+    The one piece of statistics work that runs for every statement: plain arithmetic, no lock."""
+    acc = accs.get(key)
+    if acc is None:
+        return False
+    acc.calls += 1
+    acc.total_ms += ms
+    if ms < acc.min_ms:
+        acc.min_ms = ms
+    if ms > acc.max_ms:
+        acc.max_ms = ms
+    acc.rows += rows
+    acc.written += written
+    if failed:
+        acc.errors += 1
+    if ms > _MIN_MS:
+        bucket = int(_log2(ms * _PER_MS) * _PER_DOUBLING)
+        acc.hist[bucket if bucket < _BUCKETS else _BUCKETS - 1] += 1
+    else:
+        acc.hist[0] += 1
+    acc.last_end = started_at
+    return True
+
+
+try:  # the same in C: built at install time when the machine has a C compiler (pyproject.toml)
+    from ._accounting import Accumulator, record_call
+except ImportError:
+    Accumulator, record_call = PyAccumulator, py_record_call  # type: ignore[misc,assignment]
+NATIVE_ACCOUNTING = Accumulator is not PyAccumulator
 
 Accumulators = dict[str, Accumulator]
 
@@ -194,7 +227,7 @@ class StatementStats:
     def __init__(self, clock: Clock, config: EngineConfig) -> None:
         self._clock = clock
         self._config = config
-        self._slow_ms = config.slow_query_threshold_ms
+        self.slow_ms = config.slow_query_threshold_ms
         self._mutex = threading.Lock()
         self._live: dict[int, Accumulators] = {}  # by id(): dicts are not hashable
         self._retired: Accumulators = {}
@@ -208,7 +241,7 @@ class StatementStats:
 
     def configure(self, config: EngineConfig) -> None:
         self._config = config
-        self._slow_ms = config.slow_query_threshold_ms
+        self.slow_ms = config.slow_query_threshold_ms
         with self._mutex:
             if self._slow_log.maxlen != config.slow_query_log_size:
                 self._slow_log = deque(self._slow_log, maxlen=config.slow_query_log_size)
@@ -240,34 +273,20 @@ class StatementStats:
             self._evict()
 
     def record(self, stmt: Statement, accs: Accumulators | None = None) -> None:
-        """Count a finished statement into the session's accumulators (or the engine's own).
-        Runs once per statement on the session's thread: kept to plain attribute arithmetic."""
+        """Count a finished statement into the session's accumulators (or the engine's own), and
+        into the slow log and the profiles when it belongs there. A session's thread calls
+        `record_call` itself for the commonest case and this only for the rest (see Session)."""
         if accs is None:
             accs = self._direct
         ms = stmt.duration_ms or 0.0
-        acc = accs.get(stmt.sql_id)
-        if acc is None:
+        if stmt.sql_id not in accs:
             if len(accs) >= self._config.stats_max_fingerprints:
                 with self._mutex:  # a session running endless distinct texts: hand them over
                     self._fold(accs)
-            acc = accs[stmt.sql_id] = Accumulator(stmt.sql, stmt.started_at)
-        acc.calls += 1
-        acc.total_ms += ms
-        if ms < acc.min_ms:
-            acc.min_ms = ms
-        if ms > acc.max_ms:
-            acc.max_ms = ms
-        acc.rows += stmt.rows
-        acc.written += stmt.rows_written
-        if stmt.error_code is not None:
-            acc.errors += 1
-        if ms > _MIN_MS:
-            bucket = int(_log2(ms * _PER_MS) * _PER_DOUBLING)
-            acc.hist[bucket if bucket < _BUCKETS else _BUCKETS - 1] += 1
-        else:
-            acc.hist[0] += 1
-        acc.last_end = stmt.started_at
-        if ms >= self._slow_ms:
+            accs[stmt.sql_id] = Accumulator(stmt.sql, stmt.started_at)
+        record_call(accs, stmt.sql_id, ms, stmt.rows, stmt.rows_written, stmt.error_code is not None,
+                    stmt.started_at)
+        if ms >= self.slow_ms:
             self._slow_log.append(SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql,
                                                 stmt.started_at, ms, stmt.rows, stmt.error_code, stmt.username))
         if stmt.vm_steps is not None:
