@@ -227,10 +227,14 @@ class LockManager:
             waiter = self._waiting.get(txn.id)
             if waiter is not None:
                 self._drop_waiter(waiter)
+            entries = self._entries
             for resource in self._held.pop(txn.id, ()):
-                entry = self._entries[resource]
+                entry = entries[resource]
                 entry.granted.pop(txn.id, None)
-                self._promote(resource, entry)
+                if entry.queue:
+                    self._promote(resource, entry)
+                elif not entry.granted:  # what _promote would end with, without the call
+                    del entries[resource]
 
     def held_by(self, txn_id: int) -> list[tuple[Resource, LockMode]]:
         with self._mutex:

@@ -210,9 +210,10 @@ class Session:
             self._check_transaction_control(*control)
         if len(engine.storage.schemas) != self._attached and self.txn is None:
             self._attach_new_schemas()
-        if self._access.pending.reads or self._access.pending.writes:
+        pending = self._access.pending
+        if pending.reads or pending.writes:
             # a statement SQLite re-prepared mid-step left its tables here; they are not this one's
-            self._access.pending = type(self._access.pending)()
+            self._access.pending = type(pending)()
         timeout = self.statement_timeout_secs
         if timeout is None:
             timeout = engine.config.query_timeout_secs
@@ -253,9 +254,9 @@ class Session:
             hits0 = conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0]
             misses0 = conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
             conn.trace_v2(apsw.SQLITE_TRACE_PROFILE, self._profile)
-        columns: list[str] = []
-        declared_types: list[str | None] = []
-        rows: list[tuple[Any, ...]] = []
+        columns: list[str] | None = None  # None: no result set (a write, DDL, an empty result)
+        declared_types: list[str | None] | None = None
+        rows: list[tuple[Any, ...]] | None = None
         has_more = False
         error: EngineError | None = None
         # an untraced text only reads: it changes nothing, so the two total_changes() calls are skipped
@@ -278,6 +279,7 @@ class Session:
                 if max_rows is None:
                     rows = cursor.fetchall()
                 else:
+                    rows = []
                     for row in cursor:
                         if len(rows) >= max_rows:
                             has_more = True
@@ -306,7 +308,7 @@ class Session:
                 text.columns, text.declared_types = columns, declared_types
         if self._run_ddl:
             engine.sql_texts.clear()
-        stmt.rows = len(rows)
+        stmt.rows = len(rows) if rows is not None else 0
         # a delta, not changes(): that repeats the last write's count for every later read in the transaction
         if traced:
             stmt.rows_written = conn.total_changes() - changes_before
@@ -317,8 +319,9 @@ class Session:
         self._finish(stmt, error, monitoring, profile)
         if error is not None:
             raise error
-        return Result(stmt.query_id, columns, rows, stmt.rows_written, stmt.duration_ms or 0.0, has_more,
-                      declared_types)
+        return Result(stmt.query_id, columns if columns is not None else [], rows if rows is not None else [],
+                      stmt.rows_written, stmt.duration_ms or 0.0, has_more,
+                      declared_types if declared_types is not None else [])
 
     def _attach_new_schemas(self) -> None:
         storage, conn = self.engine.storage, self._conn
