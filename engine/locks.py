@@ -299,8 +299,8 @@ class LockManager:
             return tuple(t.session_id for t in self._blockers(waiter)) if waiter else ()
 
     def first_blockers(self) -> dict[int, int]:
-        """Waiting transaction id -> the session it waits for first (what `blockers_of` puts first),
-        in one pass over each queue instead of one queue scan per waiter: ASH calls this per sample."""
+        """Waiting session id -> the session it waits for first (what `blockers_of` puts first), in
+        one pass over each queue instead of one queue scan per waiter: ASH calls this per sample."""
         out: dict[int, int] = {}
         with self._mutex:
             for resource in {w.resource for w in self._waiting.values()}:
@@ -321,7 +321,7 @@ class LockManager:
                         blocker = (first_x_holder if first_x_holder is not None and first_x_holder.id != me
                                    else None) or first_x_waiter
                     if blocker is not None:
-                        out[me] = blocker.session_id
+                        out[w.txn.session.id] = blocker.session.id
                     first_waiter = first_waiter or w.txn
                     if w.mode is LockMode.EXCLUSIVE:
                         first_x_waiter = first_x_waiter or w.txn

@@ -141,10 +141,6 @@ class Session:
         return self.engine.locks.blockers_of(txn.id)
 
     @property
-    def waiting_transaction(self) -> Transaction | None:
-        return self._stmt_txn if self.state is SessionState.WAITING else None
-
-    @property
     def current_sql(self) -> str | None:
         stmt = self.statement
         return stmt.sql if stmt else None
