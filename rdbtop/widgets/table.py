@@ -9,7 +9,9 @@ Two costs remain once only changed cells are updated, both measured with a profi
 console at 1,000 sessions: rendering the cells of rows whose values did not change (safe_text per
 cell, every tick), and DataTable's own render cache, which is keyed on one update counter for the
 whole table, so a single update_cell makes every visible cell go through Rich again. So a row
-whose values are unchanged is not rendered at all, and cells are cached by a version per row.
+whose values are unchanged is not rendered at all, a cell is rendered again only when its Text is
+a new one, and the changed cells of a tick are written in one batch with one refresh (update_cell
+refreshes the widget once per cell).
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
+from ..model import ROW_CAP
 from ..safe import safe_text
 
 FLEX_MIN = 12
-ROW_CAP = 500  # rows shown at most per table: the top of the sort order
 CELL_CACHE = 4096  # rendered cells kept: a screenful of visible cells, with and without the cursor
 
 
@@ -61,10 +63,10 @@ class KeyedTable(DataTable):
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._drawn: dict[str, Row] = {}  # the Row each shown row was last rendered from
         self._order: list[str] = []
-        # a row's cells change only with its version, so a rendered cell is reused until then
-        self._versions: dict[str, int] = {}
-        self._next_version = 0
-        self._cell_cache: LRUCache[tuple[object, ...], list[list[Segment]]] = LRUCache(CELL_CACHE)
+        # rendered cells by place and look, with the Text they were rendered from: reused while it is
+        # still that cell's Text (a changed cell gets a new Text; an unchanged one keeps its object)
+        self._cell_cache: LRUCache[tuple[object, ...], tuple[object, list[list[Segment]]]] = LRUCache(CELL_CACHE)
+        self.changed_cells = 0  # by the last sync: what a tick cost the table
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -105,7 +107,6 @@ class KeyedTable(DataTable):
         self._cells.clear()
         self._drawn.clear()
         self._order = []
-        self._versions.clear()
         self._cell_cache.clear()
 
     # -- rows ------------------------------------------------------------------------------
@@ -141,8 +142,8 @@ class KeyedTable(DataTable):
             self.remove_row(key)
             del self._cells[key]
             del self._drawn[key]
-            self._versions.pop(key, None)
-        keys = [col.key for col, _ in self._shown]
+        keys = [ColumnKey(col.key) for col, _ in self._shown]
+        changed = 0
         for row in self._rows:
             drawn = self._drawn.get(row.key)
             if drawn == row:
@@ -152,15 +153,22 @@ class KeyedTable(DataTable):
             self._drawn[row.key] = row
             if old is None:
                 self.add_row(*cells, key=row.key)
-            elif old != cells:
+            else:
+                data = self._data[RowKey(row.key)]
+                kept = []
                 for col_key, new, was in zip(keys, cells, old, strict=True):
                     if new is not was and new != was:
-                        self.update_cell(row.key, col_key, new)
-            else:
-                continue
-            self._next_version += 1  # never reused, so a row shown again is not mistaken for its old self
-            self._versions[row.key] = self._next_version
+                        data[col_key] = new  # what update_cell does, without its refresh per cell
+                        changed += 1
+                        kept.append(new)
+                    else:  # an equal Text rendered anew is not stored: the old one keeps its cached rendering
+                        kept.append(was)
+                cells = tuple(kept)
             self._cells[row.key] = cells
+        self.changed_cells = changed
+        if changed:
+            self._update_count += 1
+            self.refresh()
         order = [r.key for r in self._rows]
         if order != self._order:
             self._reorder(order)
@@ -180,12 +188,16 @@ class KeyedTable(DataTable):
         if row_index < 0 or column_index < 0:  # the header row and row labels: DataTable's own way
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row_key = self._row_locations.get_key(row_index)
-        key = (row_key, self._versions.get(row_key.value or ""), row_index, column_index, base_style, width, cursor,
-               hover, self._show_hover_cursor, self._pseudo_class_state, self.show_cursor, self.cursor_type)
-        lines = self._cell_cache.get(key)
-        if lines is None:
-            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-            self._cell_cache[key] = lines
+        column_key = self._column_locations.get_key(column_index)
+        cell = self._data[row_key][column_key]
+        # the row index is part of the rendering (mouse metadata), so a row that moved renders again
+        key = (row_key, column_key, row_index, base_style, width, cursor, hover, self._show_hover_cursor,
+               self._pseudo_class_state, self.show_cursor, self.cursor_type)
+        hit = self._cell_cache.get(key)
+        if hit is not None and hit[0] is cell:
+            return hit[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._cell_cache[key] = (cell, lines)
         return lines
 
     def _reorder(self, order: list[str]) -> None:
