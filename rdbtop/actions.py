@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .client import ApiFailure, ClientError, NotServed, Unreachable
 from .format import age
-from .model import Alert, field_of, int_, records, str_
+from .model import ActiveQuery, Alert, Session, field_of, int_, records, str_
 from .panes.base import SessionTarget
 from .screens.confirm import ConfirmScreen
 from .screens.maintenance import MaintenanceScreen
@@ -227,6 +227,18 @@ class Actions:
         except ClientError:
             return None
         return str_(body, "role") if body and body.get("valid") is True else None
+
+    async def statement(self, query_id: str, session: Session | None) -> ActiveQuery | None:
+        """A statement as the server has it now; from its session's fields when the server cannot say."""
+        assert self.app.client is not None
+        try:
+            found = ActiveQuery.parse(await self.app.client.get(f"/api/v1/query/{query_id}/status"))
+        except ClientError:
+            found = None  # a server without the status endpoint, or a statement that just ended
+        if found is not None or session is None or session.query_id != query_id:
+            return found
+        return ActiveQuery(query_id, session.session_id, session.username, session.state, None, session.wait_event,
+                           session.blocking_session, session.sql, session.sql_id, session.wait_class)
 
     async def fingerprint(self, sql_id: str | None) -> tuple[dict[str, Any] | None, str]:
         """The statistics of one fingerprint (the server has no per-id endpoint: search the profiles)."""

@@ -20,12 +20,12 @@ from .actions import Actions
 from .client import ClientError, RdbClient
 from .config import Settings, user_themes_dir
 from .format import duration
-from .model import Snapshot
+from .model import ActiveQuery, Session, Snapshot
 from .panes import PANES
 from .panes.base import Filter, History, Pane, SessionTarget, View
 from .panes.queries import QueriesPane
 from .panes.sessions import SessionsPane
-from .poller import ASH_WINDOWS, MAX_BACKOFF, Poller
+from .poller import ASH_WINDOWS, MAX_BACKOFF, Poller, SessionsWanted
 from .safe import safe_text
 from .screens.detail import DetailScreen
 from .screens.filter import FilterScreen
@@ -40,6 +40,7 @@ from .themes import (
     load_themes,
 )
 from .widgets.banner import Banner
+from .widgets.line import Line
 from .widgets.table import KeyedTable
 
 MUTATING = {"cancel_query", "terminate", "acknowledge", "maintenance", "backup"}
@@ -129,6 +130,7 @@ class RdbTop(App[int]):
         self.down_reason = ""
         self.retry_in = 0.0
         self.actions = Actions(self)
+        self._root_wanted: int | None = None  # `g` switched to the Sessions pane: select this once it is drawn
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -137,7 +139,7 @@ class RdbTop(App[int]):
 
     def compose(self) -> ComposeResult:
         # kept as attributes: App.query_one looks in the top screen, which may be a dialog
-        self.status = Static(id="status")
+        self.status = Line(id="status")
         self.banner = Banner(id="banner")
         self.tabs = TabbedContent(id="panes", initial="overview")
         self.panes = {pane.key: pane(id=f"pane-{pane.key}") for pane in PANES}
@@ -187,8 +189,12 @@ class RdbTop(App[int]):
                     kiosk=self.settings.watch)
 
     def draw(self) -> None:
-        if self.shown is not None:
+        # a paused display is frozen as it is, whatever it was read for
+        if self.shown is not None and (self.paused or self.read_for(self.tabs.active)):
             self.pane.show(self.shown, self.view())
+        if self._root_wanted is not None and self.tabs.active == SessionsPane.key and self.read_for(SessionsPane.key):
+            root, self._root_wanted = self._root_wanted, None
+            self.call_after_refresh(self._select_root, root)  # once the table has its size and rows
 
 
     @property
@@ -229,8 +235,27 @@ class RdbTop(App[int]):
         self.refresh_bindings()
         self.poller = Poller(self.client, self.interval, self.clock)
         self.poller.ash_window = self.ash_window
-        self.poller.want_ash_top = self.tabs.active == "ash"
+        self._tell_poller()
         await self.poller.run(self.deliver, self.failed)
+
+    def _tell_poller(self) -> None:
+        """Say what the screen shows, so that the next poll reads that and no more."""
+        if self.poller is None:
+            return
+        self.poller.pane = self.tabs.active
+        sorts = SessionsPane.sorts
+        self.poller.sessions_wanted = SessionsWanted(sorts[self.sorts.get(SessionsPane.key, 0) % len(sorts)],
+                                                     self.hide_idle, bool(self.filter.text))
+
+    def _sessions_view_changed(self) -> None:
+        """Sort, idle hiding or the filter changed: the sessions to read change with them."""
+        self._tell_poller()
+        if self.poller is not None and self.tabs.active == SessionsPane.key:
+            self.poller.poll_now()
+
+    def read_for(self, pane: str) -> bool:
+        """Whether the snapshot on screen was read for `pane`, not carried over from another pane's poll."""
+        return self.shown is not None and self.shown.pane in (None, pane)
 
     def deliver(self, snap: Snapshot) -> None:
         if not self.is_running:
@@ -278,7 +303,7 @@ class RdbTop(App[int]):
             parts.append(Text(" · connecting…"))
         if self.paused:
             parts.append(Text(" · PAUSED (space resumes)", style="bold reverse"))
-        self.status.update(Text.assemble(*parts))
+        self.status.show(Text.assemble(*parts))
 
     # -- navigation and view keys ------------------------------------------------------------
 
@@ -290,11 +315,11 @@ class RdbTop(App[int]):
         self.tabs.active = keys[(keys.index(self.tabs.active) + 1) % len(keys)]
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if self.poller is not None:
-            self.poller.want_ash_top = event.pane.id == "ash"
-            if event.pane.id == "ash":
-                self.poller.poll_now()
-        self.call_after_refresh(self.draw)
+        self._tell_poller()
+        if self.paused or self.read_for(self.tabs.active):
+            self.call_after_refresh(self.draw)
+        elif self.poller is not None:
+            self.poller.poll_now()  # this pane's data was not read for it: read it now; deliver() draws it
         tables = self.pane.query(KeyedTable)
         if tables:
             tables.first().focus()  # arrows move the selection at once, without a Tab first
@@ -314,6 +339,7 @@ class RdbTop(App[int]):
             if text is not None:
                 self.filter = Filter(text)
                 self.draw()
+                self._sessions_view_changed()
 
         self.push_screen(FilterScreen(self.filter.text), apply)
 
@@ -325,11 +351,13 @@ class RdbTop(App[int]):
         self.sorts[pane.key] = (self.sorts.get(pane.key, 0) + 1) % len(pane.sorts)
         self.notify(f"{pane.title}: sorted by {pane.sorts[self.sorts[pane.key]]}")
         self.draw()
+        self._sessions_view_changed()
 
     def action_hide_idle(self) -> None:
         self.hide_idle = not self.hide_idle
         self.notify("Idle sessions hidden." if self.hide_idle else "Idle sessions shown.")
         self.draw()
+        self._sessions_view_changed()
 
     def action_pause(self) -> None:
         self.paused = not self.paused
@@ -387,9 +415,12 @@ class RdbTop(App[int]):
             return
         if self.filter.text:
             self.filter = Filter()
+            self._tell_poller()
             self.notify("Filter cleared to show the root blocker.")
-        self.action_pane("sessions")
-        self.call_after_refresh(self._select_root, root)
+        self._root_wanted = root
+        if self.tabs.active == SessionsPane.key:
+            self.draw()
+        self.action_pane(SessionsPane.key)  # its first draw selects the root
 
     def _select_root(self, root: int) -> None:
         self.draw()
@@ -405,16 +436,27 @@ class RdbTop(App[int]):
             return
         if self.tabs.active == "queries":
             query = self.pane_of(QueriesPane).selected(self.shown)
-        else:
-            target = self.pane.target(self.shown)
-            query = next((q for q in self.shown.queries if target and q.query_id == target.query_id), None)
-            if target is not None and query is None:
-                self.notify(f"Session {target.session_id} runs no statement.")
-        if query is not None:
-            self.open_detail(query)
+            if query is not None:
+                self.open_detail(query)
+            return
+        target = self.pane.target(self.shown)
+        if target is None:
+            return
+        if not target.query_id:
+            self.notify(f"Session {target.session_id} runs no statement.")
+            return
+        # the Sessions pane's poll does not read the statements (the queries pane does): ask for this one
+        self.open_detail(target.query_id, next((s for s in self.shown.sessions if s.session_id == target.session_id),
+                                               None))
 
     @work(group="detail")
-    async def open_detail(self, query: Any) -> None:
+    async def open_detail(self, query: ActiveQuery | str, session: Session | None = None) -> None:
+        if isinstance(query, str):
+            found = await self.actions.statement(query, session)
+            if found is None:
+                self.notify(f"Statement {query} is no longer known to the server.")
+                return
+            query = found
         profile, note = await self.actions.fingerprint(query.sql_id)
         await self.push_screen(DetailScreen(query, profile, note))
 

@@ -1,4 +1,14 @@
-"""The one polling loop: every tick, all areas fetched concurrently into one Snapshot.
+"""The one polling loop: every tick, what the visible pane needs, fetched concurrently into one Snapshot.
+
+Each pane names the calls it is drawn from (PANE_CALLS); a tick makes those calls only, plus the
+performance figures that feed the overview's history on every pane. What the other panes showed is
+carried over from the previous snapshot, and `Snapshot.pane` says which pane a poll read for, so a
+pane is drawn only from data read for it. Profiling the console at 1,000 sessions showed
+every tick reading eleven endpoints, most for panes nobody was looking at. Sessions are asked for
+as the Sessions pane shows them: the top ROW_CAP rows in its order, idle ones left out when it
+hides them (`sort_by`, `limit`, `state` on /stats/sessions); all of them while a text filter is
+on, as the filter runs here. A server that ignores those parameters (RustyDB) sends every session,
+which the panes sort and cut just the same. `--once` (pane None) makes every call.
 
 An endpoint the server does not serve (404 for the route) hides its area with a note; any other
 API error is kept per area so the rest still shows. Only when the server cannot be reached at all
@@ -10,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .client import ApiFailure, ClientError, NotServed, RdbClient, Unreachable
@@ -24,11 +34,13 @@ from .model import (
     BlockerNode,
     Deadlock,
     Lock,
+    ROW_CAP,
     Overview,
     Session,
     Snapshot,
     field_of,
     float_,
+    int_,
     parse_all,
     records,
     str_,
@@ -49,6 +61,29 @@ AREA_SOURCES = {
     "overview": ("performance", "health"), "sessions": ("sessions",), "queries": ("queries",),
     "locks": ("graph", "locks", "deadlocks"), "ash": ("ash",), "alerts": ("alerts",), "backups": ("backups",),
 }
+# The calls each pane needs. Performance is in every set: the overview's trend lines get a point
+# per poll whatever pane is shown. The blocking graph serves `g` on the session panes. The queries
+# and locks panes read the busy sessions (not idle: only those run statements or hold locks) for
+# their actions (who, connected when) and the `app:` filter.
+PANE_CALLS: dict[str, frozenset[str]] = {pane: frozenset(("performance",) + calls) for pane, calls in {
+    "overview": ("health", "alerts", "graph"), "sessions": ("sessions", "graph"),
+    "queries": ("queries", "busy sessions", "graph"), "locks": ("graph", "locks", "deadlocks", "busy sessions"),
+    "ash": ("ash", "top"), "alerts": ("alerts",), "backups": ("backups", "schedule"),
+}.items()}
+ALL_CALLS = frozenset().union(*PANE_CALLS.values()) - {"busy sessions"}  # --once: every session
+# the Sessions pane's orders as /stats/sessions names them (sort_by, sort_order)
+SERVER_SORT = {"triage": ("triage", "asc"), "time in state": ("state_seconds", "desc"), "id": ("session_id", "asc"),
+               "user": ("username", "asc")}
+BUSY_STATES = "waiting,idle in transaction,active"  # the sessions that can hold locks or run statements
+
+
+@dataclass(frozen=True)
+class SessionsWanted:
+    """How the Sessions pane shows sessions, so that only the rows it can show are read."""
+
+    sort: str = "triage"
+    hide_idle: bool = False
+    every: bool = False  # a text filter is on: it runs here, over every session
 
 
 class Poller:
@@ -57,8 +92,12 @@ class Poller:
         self.clock = clock
         self.interval = min(MAX_INTERVAL, max(MIN_INTERVAL, interval))
         self.ash_window = ASH_WINDOWS[1]
-        self.want_ash_top = False
+        self.pane: str | None = None  # the visible pane; None (--once) makes every call
+        self.sessions_wanted = SessionsWanted()
         self.failures = 0
+        self._last: Snapshot | None = None  # what panes not polled this tick carry over
+        self._raw: dict[str, Any] = {}  # the last answers the overview is built from
+        self._perf_has_states: bool | None = None  # does /stats/performance count sessions by state?
         self._info: Any = None
         self._backup_age_limit: float | None = None
         self._ash: dict[int, list[AshSample]] = {}  # by sample second, bounded to the longest window
@@ -80,26 +119,48 @@ class Poller:
 
     # -- one poll ------------------------------------------------------------------------------
 
+    def calls(self) -> frozenset[str]:
+        """The calls the next tick makes."""
+        if self.pane is None:
+            return ALL_CALLS
+        calls = PANE_CALLS.get(self.pane, ALL_CALLS)
+        if self.pane == "overview" and not self._perf_has_states:
+            calls = calls | {"sessions"}  # a server (RustyDB) whose performance does not count them by state
+        return calls
+
+    def _sessions_params(self) -> dict[str, Any]:
+        if self.pane is None:
+            return {}  # --once: every session
+        if self.pane != "sessions":  # the overview, when performance does not count them by state
+            return {"sort_by": "triage", "limit": ROW_CAP}
+        want = self.sessions_wanted
+        sort_by, order = SERVER_SORT.get(want.sort, SERVER_SORT["triage"])
+        return {"sort_by": sort_by, "sort_order": order, "limit": None if want.every else ROW_CAP,
+                "state": BUSY_STATES if want.hide_idle else None}
+
     async def snapshot(self) -> Snapshot:
         now = self.clock()
-        snap = Snapshot(taken_at=now)
-        calls: dict[str, Awaitable[Any]] = {
-            "performance": self.client.get("/api/v1/stats/performance"),
-            "health": self._health(),
-            "sessions": self.client.get("/api/v1/stats/sessions"),
-            "queries": self.client.get("/api/v1/query/active"),
-            "graph": self.client.get("/api/v1/transactions/locks/graph"),
-            "locks": self.client.get("/api/v1/transactions/locks"),
-            "deadlocks": self.client.get("/api/v1/transactions/deadlocks"),
-            "alerts": self.client.get("/api/v1/alerts"),
-            "backups": self.client.get("/api/v1/backup/list"),
-            "schedule": self.client.get("/api/v1/backup/schedule"),
-            "ash": self._ash_samples(int(now)),
+        pane, wanted = self.pane, self.calls()
+        every: dict[str, Callable[[], Awaitable[Any]]] = {
+            "performance": lambda: self.client.get("/api/v1/stats/performance"),
+            "health": self._health,
+            "sessions": lambda: self.client.get("/api/v1/stats/sessions", **self._sessions_params()),
+            "busy sessions": lambda: self.client.get("/api/v1/stats/sessions", sort_by="triage", limit=ROW_CAP,
+                                                     state=BUSY_STATES),
+            "queries": lambda: self.client.get("/api/v1/query/active"),
+            "graph": lambda: self.client.get("/api/v1/transactions/locks/graph"),
+            "locks": lambda: self.client.get("/api/v1/transactions/locks"),
+            "deadlocks": lambda: self.client.get("/api/v1/transactions/deadlocks"),
+            "alerts": lambda: self.client.get("/api/v1/alerts"),
+            "backups": lambda: self.client.get("/api/v1/backup/list"),
+            "schedule": lambda: self.client.get("/api/v1/backup/schedule"),
+            "ash": lambda: self._ash_samples(int(now)),
         }
+        calls = {name: call() for name, call in every.items() if name in wanted}
         if self._info is None:  # once per connection: these hardly change
             calls["info"] = self.client.get("/api/v1/server/info")
             calls["rules"] = self.client.get("/api/v1/alerts/rules")
-        if self.want_ash_top:
+        if "top" in wanted:
             for group in ASH_TOP_GROUPS:
                 calls[f"top:{group}"] = self.client.get("/api/v1/monitoring/ash", group_by=group, limit=0,
                                                         top_limit=10, start_time=int(now) - self.ash_window)
@@ -116,13 +177,20 @@ class Poller:
             self._info = data["info"]
         if "rules" in data:
             self._backup_age_limit = backup_age_limit(data["rules"])
+        prev = self._last or Snapshot(taken_at=now)
+        snap = replace(prev, taken_at=now, pane=pane, missing=dict(prev.missing), errors=dict(prev.errors))
         self._fill(snap, data)
         for area, sources in AREA_SOURCES.items():
+            if not any(s in data for s in sources):
+                continue  # not asked this tick: what the last poll said about it stands
+            snap.missing.pop(area, None)
+            snap.errors.pop(area, None)
             if all(s in unserved for s in sources):
                 snap.missing[area] = unserved[sources[0]]
             problems = [failed[s] for s in sources if s in failed]
             if problems:
                 snap.errors[area] = "; ".join(problems)
+        self._last = snap
         return snap
 
     async def _health(self) -> Any:
@@ -136,10 +204,11 @@ class Poller:
     async def _ash_samples(self, now: int) -> list[AshSample]:
         """New ASH samples since the last poll; the first poll backfills the chosen window."""
         start = now - self.ash_window
-        if self._ash_from is None or start < self._ash_from:
-            since = start
-        else:
-            since = max(self._ash, default=start)  # re-read the newest second: it may have grown
+        newest = max(self._ash, default=None)
+        # the whole window when it grew, or when what is kept ends before it (the pane was hidden
+        # for longer than the window); else from the newest second kept, which may have grown
+        backfill = self._ash_from is None or start < self._ash_from or newest is None or newest < start
+        since = start if backfill else newest
         body = await self.client.get("/api/v1/monitoring/ash", start_time=since, limit=ASH_MAX_SAMPLES)
         fresh = parse_all(field_of(body, "samples"), AshSample.parse)
         for second in [s for s in self._ash if s >= since]:
@@ -149,42 +218,63 @@ class Poller:
         oldest = now - max(ASH_WINDOWS)
         for second in [s for s in self._ash if s < oldest]:
             del self._ash[second]
-        self._ash_from = since if self._ash_from is None else min(self._ash_from, since)
+        if backfill:
+            self._ash_from = start
         return [s for second in sorted(self._ash) if second >= start for s in self._ash[second]]
 
     def _fill(self, snap: Snapshot, data: dict[str, Any]) -> None:
-        sessions = data.get("sessions")
-        snap.sessions = parse_all(field_of(sessions, "sessions") if isinstance(sessions, dict) else sessions,
-                                  Session.parse)
-        snap.overview = Overview.parse(data.get("performance"), data.get("health"), self._info)
-        if not snap.overview.sessions_by_state and snap.sessions:
+        """Parse this tick's answers into `snap`; what was not asked keeps the previous value."""
+        for name in ("sessions", "busy sessions"):
+            if name not in data:
+                continue
+            sessions = data[name]
+            snap.sessions = parse_all(field_of(sessions, "sessions") if isinstance(sessions, dict) else sessions,
+                                      Session.parse)
+            snap.sessions_total = int_(sessions, "total_connections")
+        if "performance" in data:
+            self._perf_has_states = isinstance(field_of(data["performance"], "sessions"), dict)
+        self._raw.update({k: v for k, v in data.items() if k in ("performance", "health")})
+        snap.overview = Overview.parse(self._raw.get("performance"), self._raw.get("health"), self._info)
+        complete = snap.sessions_total is None or len(snap.sessions) >= snap.sessions_total
+        if not snap.overview.sessions_by_state and snap.sessions and complete:
             by_state: dict[str, int] = {}
             for s in snap.sessions:
                 by_state[s.state or "unknown"] = by_state.get(s.state or "unknown", 0) + 1
             snap.overview = replace(snap.overview, sessions_by_state=by_state)
-        snap.queries = sorted(parse_all(data.get("queries"), ActiveQuery.parse),
-                              key=lambda q: -(q.elapsed_ms or 0.0))
-        snap.blocking_tree = parse_all(field_of(data.get("graph"), "blocking_tree"), BlockerNode.parse)
-        snap.locks = parse_all(field_of(data.get("locks"), "locks"), Lock.parse)
-        snap.deadlocks = parse_all(data.get("deadlocks"), Deadlock.parse)
-        snap.alerts = parse_all(field_of(data.get("alerts"), "alerts"), Alert.parse)
-        snap.backups = parse_all(field_of(data.get("backups"), "backups"), Backup.parse)
-        snap.schedule = BackupSchedule.parse(data.get("schedule"))
+        if "queries" in data:
+            snap.queries = sorted(parse_all(data["queries"], ActiveQuery.parse), key=lambda q: -(q.elapsed_ms or 0.0))
+        if "graph" in data:
+            snap.blocking_tree = parse_all(field_of(data["graph"], "blocking_tree"), BlockerNode.parse)
+        if "locks" in data:
+            snap.locks = parse_all(field_of(data["locks"], "locks"), Lock.parse)
+        if "deadlocks" in data:
+            snap.deadlocks = parse_all(data["deadlocks"], Deadlock.parse)
+        if "alerts" in data:
+            snap.alerts = parse_all(field_of(data["alerts"], "alerts"), Alert.parse)
+        if "backups" in data:
+            snap.backups = parse_all(field_of(data["backups"], "backups"), Backup.parse)
+        if "schedule" in data:
+            snap.schedule = BackupSchedule.parse(data["schedule"])
         snap.backup_age_limit_hours = self._backup_age_limit
-        snap.ash_samples = data.get("ash") or []
-        snap.ash_top = {name.removeprefix("top:"): parse_all(field_of(value, "top"), AshBucket.parse)
-                        for name, value in data.items() if name.startswith("top:") and value is not None}
+        if "ash" in data:
+            snap.ash_samples = data["ash"] or []
+        tops = {name.removeprefix("top:"): parse_all(field_of(value, "top"), AshBucket.parse)
+                for name, value in data.items() if name.startswith("top:") and value is not None}
+        if tops or any(name.startswith("top:") for name in data):
+            snap.ash_top = tops
 
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self, deliver: Callable[[Snapshot], None],
                   failed: Callable[[ClientError, float], None]) -> None:
         while True:
+            self._wake.clear()  # before the poll: a poll_now() while it runs (a pane switch) asks for another
             try:
                 snap = await asyncio.wait_for(self.snapshot(), POLL_TIMEOUT)
             except (ClientError, TimeoutError) as exc:
                 self.failures += 1
                 self._info = None  # a restarted server has a new uptime and maybe a new version
+                self._perf_has_states = None  # and maybe is another server
                 delay = min(MAX_BACKOFF, self.interval * 2 ** min(self.failures - 1, 6))
                 failed(exc if isinstance(exc, ClientError) else Unreachable("the server did not answer in time"),
                        delay)
@@ -192,7 +282,6 @@ class Poller:
                 self.failures = 0
                 delay = self.interval
                 deliver(snap)
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except TimeoutError:

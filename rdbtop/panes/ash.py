@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from ..model import AshSample, Snapshot
 from ..widgets.charts import WAIT_CLASS_ORDER, ash_bars
+from ..widgets.line import Line
 from ..widgets.table import Column, KeyedTable, Row
 from .base import Pane, View
 
@@ -38,7 +39,7 @@ class AshPane(Pane):
     """
 
     def compose_body(self) -> ComposeResult:
-        yield Static(classes="caption")
+        yield Line(classes="caption")
         yield Static(classes="chart")
         with Horizontal(classes="tops"):
             for group, (title, _example) in TOP.items():

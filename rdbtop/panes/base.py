@@ -14,6 +14,7 @@ from textual.widgets import Static
 from ..model import Session, Snapshot
 from ..safe import safe_text
 from ..themes import Palette
+from ..widgets.line import Line
 from ..widgets.table import Column, KeyedTable
 
 HISTORY_POINTS = 300
@@ -134,7 +135,7 @@ class Pane(Vertical):
         raise NotImplementedError
 
     def set_caption(self, text: str) -> None:
-        self.query_one(".caption", Static).update(safe_text(text, self.size.width or 200, style="dim"))
+        self.query_one(".caption", Line).show(safe_text(text, self.size.width or 200, style="dim"))
 
     def target(self, snap: Snapshot) -> SessionTarget | None:
         """The session under the cursor, for cancel, terminate and `g`."""
@@ -147,7 +148,7 @@ class TablePane(Pane):
     columns: ClassVar[list[Column]] = []
 
     def compose_body(self) -> ComposeResult:
-        yield Static(classes="caption")
+        yield Line(classes="caption")
         yield KeyedTable(self.columns, id=f"{self.key}-table")
 
 

@@ -10,6 +10,7 @@ from textual.widgets import Static
 from ..format import duration
 from ..model import Snapshot
 from ..safe import safe_text
+from ..widgets.line import Line
 from ..widgets.table import Column, KeyedTable, Row
 from .base import Pane, SessionTarget, View, session_target
 
@@ -34,7 +35,7 @@ class LocksPane(Pane):
     """
 
     def compose_body(self) -> ComposeResult:
-        yield Static(classes="caption")
+        yield Line(classes="caption")
         yield KeyedTable(TREE, id="locks-tree")
         yield KeyedTable(LOCKS, id="locks-list")
         yield Static(classes="deadlocks")

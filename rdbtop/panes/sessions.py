@@ -34,7 +34,11 @@ class SessionsPane(TablePane):
     area, title, key, sorts = "sessions", "Sessions", "sessions", SORTS
 
     def visible(self, snap: Snapshot, view: View) -> list[Session]:
-        shown = [s for s in snap.sessions if not (view.hide_idle and s.idle) and view.filter.session(s)]
+        shown = snap.sessions
+        if view.hide_idle:
+            shown = [s for s in shown if not s.idle]
+        if view.filter.text:
+            shown = [s for s in shown if view.filter.session(s)]
         return sort_sessions(shown, view.sort)
 
     def draw(self, snap: Snapshot, view: View) -> None:
@@ -52,7 +56,9 @@ class SessionsPane(TablePane):
                 "txn": age(s.transaction_started_at, snap.taken_at) if s.transaction_started_at else "",
                 "sql": s.sql or ""}, style=style))
         self.query_one(KeyedTable).sync(rows)
-        caption = f"{len(shown)} of {len(snap.sessions)} sessions · sort: {SORTS[view.sort % len(SORTS)]}"
+        # the server may have sent only the top rows of this order: the total is its count of all
+        total = max(len(snap.sessions), snap.sessions_total or 0)
+        caption = f"{len(shown)} of {total} sessions · sort: {SORTS[view.sort % len(SORTS)]}"
         if view.hide_idle:
             caption += " · idle hidden"
         if view.filter.text:

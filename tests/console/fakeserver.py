@@ -72,6 +72,7 @@ class FakeServer:
              "location": "/backups/0002", "error_message": "disk full"},
         ]
         self.calls: list[tuple[str, str, Any]] = []
+        self.reads: list[tuple[str, dict[str, str]]] = []  # every GET: path and query parameters
         self.role: str | None = None  # what /auth/validate says: None for an API key (it cannot tell)
         self.not_served: set[str] = set()  # path prefixes answered with a route 404
         self.forbidden: set[str] = set()  # path prefixes answered with 403
@@ -99,6 +100,8 @@ class FakeServer:
         path = request.url.path
         body = json.loads(request.content) if request.content else None
         self.calls.append((request.method, path, body))
+        if request.method == "GET":
+            self.reads.append((path, dict(request.url.params)))
         if any(path.startswith(p) for p in self.not_served):
             return self._error(404, "NOT_FOUND", f"no route for {request.method} {path}")
         if any(path.startswith(p) for p in self.forbidden):

@@ -29,7 +29,8 @@ def notes(app) -> str:  # type: ignore[no-untyped-def]
 
 async def on_pane(pilot, key: str, number: str) -> None:  # type: ignore[no-untyped-def]
     await pilot.press(number)
-    await until(pilot, lambda: pilot.app.query_one(TabbedContent).active == key)
+    # a pane is drawn once a poll has read for it
+    await until(pilot, lambda: pilot.app.query_one(TabbedContent).active == key and pilot.app.read_for(key))
     await pilot.pause()
 
 

@@ -35,9 +35,7 @@ def showing(pane: str):  # type: ignore[no-untyped-def]
         await loaded(pilot)
         app.history = steady_history()
         await pilot.press(str(PANES.index(pane) + 1))
-        await until(pilot, lambda: app.tabs.active == pane)
-        if pane == "ash":
-            await until(pilot, lambda: app.shown.ash_top)
+        await until(pilot, lambda: app.tabs.active == pane and app.read_for(pane))
         app.draw()
         await pilot.pause()
         await pilot.wait_for_scheduled_animations()

@@ -1,0 +1,66 @@
+"""A poll reads what the visible pane needs and no more; the Sessions pane reads the rows it shows."""
+
+from __future__ import annotations
+
+from rdbtop.model import ROW_CAP
+
+from .conftest import running, until
+from .fakeserver import FakeServer
+from .test_keys import on_pane, table
+
+API = "/api/v1"
+
+
+async def reads_of_next_poll(pilot, server: FakeServer) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """The GETs of one poll made now (path: its query parameters)."""
+    app = pilot.app
+    before, polled = len(server.reads), app.latest
+    app.action_refresh_now()
+    await until(pilot, lambda: app.latest is not polled)
+    return {path.removeprefix(API): params for path, params in server.reads[before:]}
+
+
+async def test_switching_panes_changes_which_endpoints_are_polled(server: FakeServer) -> None:
+    async with running(server) as (app, pilot):
+        overview = await reads_of_next_poll(pilot, server)
+        assert {"/stats/performance", "/admin/health", "/alerts", "/transactions/locks/graph"} <= set(overview)
+        assert not {"/stats/sessions", "/query/active", "/transactions/locks", "/backup/list",
+                    "/monitoring/ash"} & set(overview)
+
+        await on_pane(pilot, "sessions", "2")
+        sessions = await reads_of_next_poll(pilot, server)
+        assert set(sessions) == {"/stats/performance", "/stats/sessions", "/transactions/locks/graph"}
+        assert sessions["/stats/sessions"] == {"sort_by": "triage", "sort_order": "asc", "limit": str(ROW_CAP)}
+
+        await on_pane(pilot, "backups", "7")
+        assert set(await reads_of_next_poll(pilot, server)) == {"/stats/performance", "/backup/list",
+                                                                "/backup/schedule"}
+        await on_pane(pilot, "ash", "5")
+        assert "/monitoring/ash" in await reads_of_next_poll(pilot, server)
+        await on_pane(pilot, "locks", "4")
+        locks = await reads_of_next_poll(pilot, server)
+        assert {"/transactions/locks", "/transactions/deadlocks", "/transactions/locks/graph"} <= set(locks)
+        assert locks["/stats/sessions"]["state"] == "waiting,idle in transaction,active"  # only busy ones
+
+
+async def test_the_sessions_read_follows_the_panes_order_idle_hiding_and_filter(server: FakeServer) -> None:
+    async with running(server) as (app, pilot):
+        await on_pane(pilot, "sessions", "2")
+        await pilot.press("s")  # time in state, longest first
+        asked = (await reads_of_next_poll(pilot, server))["/stats/sessions"]
+        assert (asked["sort_by"], asked["sort_order"]) == ("state_seconds", "desc")
+        await pilot.press("i")
+        asked = (await reads_of_next_poll(pilot, server))["/stats/sessions"]
+        assert asked["state"] == "waiting,idle in transaction,active" and asked["limit"] == str(ROW_CAP)
+        app.filter = type(app.filter)("shop")
+        app._sessions_view_changed()
+        asked = (await reads_of_next_poll(pilot, server))["/stats/sessions"]
+        assert "limit" not in asked  # the text filter runs here, over every session
+
+
+async def test_a_pane_shows_data_read_for_it_after_a_switch(server: FakeServer) -> None:
+    async with running(server) as (app, pilot):
+        assert app.shown.pane == "overview"
+        server.sessions.pop()  # session 11 leaves after the first poll
+        await on_pane(pilot, "sessions", "2")
+        assert app.shown.pane == "sessions" and table(app, "sessions").row_count == 6
