@@ -66,14 +66,37 @@ def real_sessions(n_sessions: int) -> int:
     return max(1, min(n_sessions, MAX_CONNECTIONS - 100, (limit - 500) // FDS_PER_SESSION, REAL_LIMIT))
 
 
+# The engine's session orders (engine/api/routes/sessions.py), on the JSON fields, for the clones.
+_TRIAGE_RANK = {"waiting": 0, "idle in transaction": 1, "active": 2, "idle": 3}
+_DICT_SORT = {"triage": lambda s: (_TRIAGE_RANK.get(s["state"], 4), -s["state_seconds"]),
+              "state_seconds": lambda s: s["state_seconds"], "created_at": lambda s: s["created_at"]}
+
+
+def _as_server_would(sessions: list[dict], query: dict[str, str]) -> list[dict]:
+    """What the engine lists for `state`, `sort_by`, `sort_order` and `limit` had it held every clone:
+    the wrapper asks the engine for all its sessions, clones them, then chooses as the route does."""
+    if "state" in query:
+        states = {name.strip() for name in query["state"].split(",")}
+        sessions = [s for s in sessions if s["state"] in states]
+    if query.get("sort_by"):
+        key = _DICT_SORT.get(query["sort_by"]) or (lambda s, f=query["sort_by"]: s[f])
+        sessions = sorted(sessions, key=key, reverse=query.get("sort_order") == "desc")
+    return sessions[: int(query["limit"])] if "limit" in query else sessions
+
+
 def _scaled(app, n_sessions: int):  # type: ignore[no-untyped-def]
     """ASGI wrapper: /api/v1/stats/sessions answers with the real sessions cloned (new ids) up to
-    n_sessions, so the console gets and draws that many rows."""
+    n_sessions, so the console gets and draws that many rows. A request's `state`, `sort_by` and
+    `limit` are applied to the clones here (the engine is asked for every real session), which
+    costs the server more than a real 10,000-session engine would spend: it never flatters."""
     import json
+    from urllib.parse import parse_qsl
 
     async def wrapped(scope, receive, send):  # type: ignore[no-untyped-def]
         if scope.get("type") != "http" or scope.get("path") != "/api/v1/stats/sessions":
             return await app(scope, receive, send)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode()))
+        scope = {**scope, "query_string": b""}
         start: dict = {}
         chunks: list[bytes] = []
 
@@ -93,7 +116,7 @@ def _scaled(app, n_sessions: int):  # type: ignore[no-untyped-def]
                             for s in real[: n_sessions - len(out)]:
                                 out.append({**s, "session_id": s["session_id"] + copy * 1_000_000})
                             copy += 1
-                        data["sessions"] = out
+                        data["sessions"] = _as_server_would(out, query)
                         data["total_connections"] = len(out)
                         body = json.dumps(data).encode()
                     headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
