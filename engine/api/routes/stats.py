@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from ...metrics import EngineMetrics
+from ...sessions import PROFILE_EVERY_MASK
 from ...stats import FingerprintStats, SlowStatement
 from ..deps import EngineDep, Monitor
 from ..pagination import MAX_PAGE_SIZE, PageParams, SortOrder, paginate
@@ -125,8 +126,9 @@ class QueryProfile(BaseModel):
     p95_ms: float | None
     p99_ms: float | None
     errors: int
-    profiled_calls: int = Field(description="calls whose SQLite profile was taken: the first ones of each SQL "
-                                            "text, then one statement in 16; the next three fields sum over them")
+    profiled_calls: int = Field(description="calls whose SQLite profile was taken: the first ones of each SQL text, "
+                                            f"then one statement in {PROFILE_EVERY_MASK + 1} of each session; the "
+                                            "next three fields sum over them")
     fullscan_steps: int
     sorts: int
     vm_steps: int
