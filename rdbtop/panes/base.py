@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
+from textual.widget import AwaitMount
 from textual.containers import Vertical
 from textual.widgets import Static
 
@@ -109,16 +110,31 @@ class Pane(Vertical):
     key: ClassVar[str] = ""
     sorts: ClassVar[tuple[str, ...]] = ()
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mounting: AwaitMount | None = None
+        self.built = False  # its body is mounted: it can be drawn
+
     def compose(self) -> ComposeResult:
         yield Static(classes="note")
         yield Static(classes="problem")
-        with Vertical(classes="body"):
-            yield from self.compose_body()
+        yield Vertical(classes="body")  # filled by build(), when the pane is first shown
 
     def compose_body(self) -> ComposeResult:
         yield from ()
 
+    async def build(self) -> None:
+        """Mount the pane's widgets the first time it is shown. Only the visible pane is built at
+        start: the console starts with a third of the widgets, and Textual's every pass over the
+        screen (each frame, each Pilot pause) costs in proportion to them."""
+        if self._mounting is None:
+            self._mounting = self.query_one(".body", Vertical).mount_compose(self.compose_body())
+        await self._mounting
+        self.built = True
+
     def show(self, snap: Snapshot, view: View) -> None:
+        if not self.built:
+            return  # drawn once build() is done (the pane switch awaits it, then draws)
         missing = snap.missing.get(self.area)
         self.set_class(missing is not None, "unserved")
         if missing is not None:
