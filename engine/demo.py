@@ -688,8 +688,12 @@ class DemoWorkload:
 
     # -- data ------------------------------------------------------------------------------
 
-    def setup(self) -> dict[str, int]:
-        """Create both schemas and their tables, and load any table that is empty; returns row counts."""
+    def setup(self, before_rows: Callable[[], object] | None = None) -> dict[str, int]:
+        """Create both schemas and their tables, and load any table that is empty; returns row counts.
+
+        `before_rows` is called once the tables exist, before any rows are made: building them takes
+        the interpreter for half a second, which an embedded console would rather have first.
+        """
         for name in SCHEMAS:
             if name not in self.engine.storage.schemas:
                 try:
@@ -700,6 +704,8 @@ class DemoWorkload:
         try:
             for name in SCHEMAS:
                 session.execute(_DDL[name])
+            if before_rows is not None:
+                before_rows()
             # No ANALYZE: with STAT4 statistics SQLite re-prepares statements inside step, where
             # the engine's authorizer bookkeeping does not expect it.
             for table, columns, rows in generate(self.seed):

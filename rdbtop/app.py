@@ -151,7 +151,7 @@ class RdbTop(App[int]):
                     yield self.panes[pane.key]
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.refresh_css(animate=False)  # a theme named by TEXTUAL_THEME would otherwise keep default colours
         if self.monochrome:
             self.screen.add_class("mono")  # without colours the selected row needs reverse video to show
@@ -166,6 +166,8 @@ class RdbTop(App[int]):
         self.set_interval(1.0, self._tick)
         self._update_status()
         self.poll()
+        await self.pane.build()
+        self.draw()  # a poll may have come in while it was built
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -231,12 +233,21 @@ class RdbTop(App[int]):
                 reason = str(exc) if isinstance(exc, ClientError) else f"{type(exc).__name__}: {exc}"
                 self.failed(ClientError(reason), delay)
                 await asyncio.sleep(delay)
-        self.role = await self.actions.role()
-        self.refresh_bindings()
         self.poller = Poller(self.client, self.interval, self.clock)
         self.poller.ash_window = self.ash_window
         self._tell_poller()
-        await self.poller.run(self.deliver, self.failed)
+        # a login's role is asked for alongside the first poll, not before it (the server checks
+        # every action anyway); the action keys follow when it is known
+        role = asyncio.ensure_future(self._learn_role())
+        try:
+            await self.poller.run(self.deliver, self.failed)
+        finally:
+            role.cancel()
+
+    async def _learn_role(self) -> None:
+        self.role = await self.actions.role()
+        self.refresh_bindings()
+        self._update_status()
 
     def _tell_poller(self) -> None:
         """Say what the screen shows, so that the next poll reads that and no more."""
@@ -260,6 +271,8 @@ class RdbTop(App[int]):
     def deliver(self, snap: Snapshot) -> None:
         if not self.is_running:
             return  # a poll that finished while the app shuts down: its widgets are going away
+        if self.latest is None:
+            self.source.data_shown()
         self.latest = snap
         self.history.add(snap)
         if self.down_since is not None:
@@ -314,12 +327,19 @@ class RdbTop(App[int]):
         keys = [p.key for p in PANES]
         self.tabs.active = keys[(keys.index(self.tabs.active) + 1) % len(keys)]
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+    async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._tell_poller()
-        if self.paused or self.read_for(self.tabs.active):
-            self.call_after_refresh(self.draw)
-        elif self.poller is not None:
+        if not (self.paused or self.read_for(self.tabs.active)) and self.poller is not None:
             self.poller.poll_now()  # this pane's data was not read for it: read it now; deliver() draws it
+        pane = self.pane
+        if not pane.built:
+            # focus left in the pane now hidden would be moved to its next widget while this one is
+            # built, and TabbedContent follows focus: it would switch back to that pane
+            self.set_focus(None)
+        await pane.build()
+        if pane is not self.pane:
+            return  # another switch came while it was built
+        self.call_after_refresh(self.draw)
         tables = self.pane.query(KeyedTable)
         if tables:
             tables.first().focus()  # arrows move the selection at once, without a Tab first

@@ -7,6 +7,8 @@ process) with an API key made for the occasion: operator, or monitor when read-o
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,7 @@ from engine.demo import DemoWorkload
 from .client import Credentials, RdbClient
 
 EMBEDDED_URL = "http://embedded"
+DEMO_HOLD_SECONDS = 3.0  # the demo loads after the console's first frame, or after this if none comes
 
 
 class EmbeddedEngine:
@@ -29,10 +32,20 @@ class EmbeddedEngine:
         self.role = role
         self.engine: Engine | None = None
         self.workload: DemoWorkload | None = None
+        self._api: object = None
         self._key = ""
         self._propagate = True
 
-    def start(self) -> None:
+    def start(self, ready: Callable[[], None] = lambda: None, go: threading.Event | None = None) -> None:
+        """Start the engine and its API, call `ready`, then (once `go` is set) load and start the demo.
+
+        The console polls as soon as `ready` is called, so its first frame shows the engine while the
+        demo loads its data (its loading session shows) instead of after it: loading took about
+        half a second alone and 1.5 s more while competing with the console's own start. Loading
+        builds its rows in Python, holding the interpreter most of the time, so once its session and
+        tables exist it waits for the console's first data to be on screen (`go`), at most
+        DEMO_HOLD_SECONDS.
+        """
         # the engine logs deadlocks and the like; on a terminal the console owns, stray lines would tear
         # it (they still reach the engine's own log ring and file); stop() gives the logger back
         engine_log = logging.getLogger("engine")
@@ -40,14 +53,16 @@ class EmbeddedEngine:
         engine_log.propagate = False
         self.engine = Engine(self.data).start()
         self._key = self.engine.auth.create_api_key(self.role, "rdbtop embedded console")
+        self._api = create_app(self.engine)  # here, not in the console's event loop: it takes a quarter second
+        ready()
         if self.demo:
             self.workload = DemoWorkload(self.engine, sessions=self.sessions, seed=self.seed)
-            self.workload.setup()
+            self.workload.setup(before_rows=None if go is None else lambda: go.wait(DEMO_HOLD_SECONDS))
             self.workload.start()
 
     def client(self) -> RdbClient:
-        assert self.engine is not None, "start() first"
-        transport = httpx.ASGITransport(app=create_app(self.engine))
+        assert self._api is not None, "start() first"
+        transport = httpx.ASGITransport(app=self._api)  # type: ignore[arg-type]
         return RdbClient(EMBEDDED_URL, Credentials(api_key=self._key), transport=transport)
 
     def stop(self) -> None:

@@ -75,6 +75,7 @@ async def run_once(source: Source, as_json: bool, embedded: bool, out: TextIO = 
                    err: TextIO = sys.stderr) -> int:
     try:
         client = await source.open()
+        await source.settled()  # the embedded demo loaded and running
         if embedded:
             await asyncio.sleep(EMBEDDED_WARMUP_SECONDS)  # let the demo workload produce something to show
         snap = await Poller(client).snapshot()

@@ -1,12 +1,14 @@
 """Where the console's data comes from: a remote server by URL, or an engine in this process.
 
 Both hand the app the same RdbClient; only the transport differs. The embedded engine starts in
-a thread, so the console draws its first frame while the engine loads its demo data.
+a thread, so the console starts while the engine does, and polls once the engine serves its API,
+while the demo is still loading its data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any, Protocol
 
@@ -17,6 +19,12 @@ class Source(Protocol):
     label: str
 
     async def open(self) -> RdbClient: ...
+
+    async def settled(self) -> None:
+        """Wait until what the source starts itself (the demo) runs; open() may return before."""
+
+    def data_shown(self) -> None:
+        """The console has its first data on screen: what the source starts itself may go on."""
 
     async def close(self) -> None:
         """Close the client (in the app's event loop)."""
@@ -37,6 +45,12 @@ class RemoteSource:
             await self._client.login(*self._login)  # type: ignore[arg-type]
         return self._client
 
+    async def settled(self) -> None:
+        pass
+
+    def data_shown(self) -> None:
+        pass
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -54,28 +68,41 @@ class EmbeddedSource:
         self._engine: Any = None
         self._failure: BaseException | None = None
         self._client: RdbClient | None = None
+        self._up = threading.Event()  # the engine serves its API, or its start failed
+        self._go = threading.Event()  # the console shows its first data: the demo may load
         self._thread = threading.Thread(target=self._start, name="rdbtop-embedded-start", daemon=True)
         self._thread.start()
 
     def _start(self) -> None:
-        from .embedded import (
-            EmbeddedEngine,  # the engine's imports cost time: only when embedded
-        )
-
         try:
+            from .embedded import EmbeddedEngine  # the engine's imports cost time: only when embedded
+
             engine = EmbeddedEngine(*self._args)
             self._engine = engine
-            engine.start()
-        except BaseException as exc:  # handed to open(), which the console shows and retries
-            self._failure = exc
+            engine.start(ready=self._up.set, go=self._go)
+        except BaseException as exc:
+            if self._up.is_set():
+                # the engine serves; only the demo failed: the console shows the engine without it
+                logging.getLogger("engine.demo").exception("the demo workload did not start")
+            else:  # handed to open(), which the console shows and retries
+                self._failure = exc
+        finally:
+            self._up.set()
 
     async def open(self) -> RdbClient:
         if self._client is None:
-            await asyncio.to_thread(self._thread.join)
+            await asyncio.to_thread(self._up.wait)  # the engine serves (the demo may still be loading)
             if self._failure is not None:
                 raise self._failure
             self._client = self._engine.client()
         return self._client
+
+    async def settled(self) -> None:
+        self._go.set()
+        await asyncio.to_thread(self._thread.join)
+
+    def data_shown(self) -> None:
+        self._go.set()
 
     async def close(self) -> None:
         if self._client is not None:
@@ -84,6 +111,7 @@ class EmbeddedSource:
     def shutdown(self) -> None:
         # stopping the demo takes a second or two: done after the app has left the screen, not while
         # it sits frozen on it
+        self._go.set()
         self._thread.join()
         if self._engine is not None:
             self._engine.stop()

@@ -259,5 +259,11 @@ class FakeSource:
     async def close(self) -> None:
         await self._client.aclose()
 
+    async def settled(self) -> None:
+        pass
+
+    def data_shown(self) -> None:
+        pass
+
     def shutdown(self) -> None:
         pass

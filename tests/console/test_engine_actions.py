@@ -36,6 +36,12 @@ class EngineSource:
     async def close(self) -> None:
         await self.client.aclose()
 
+    async def settled(self) -> None:
+        pass
+
+    def data_shown(self) -> None:
+        pass
+
     def shutdown(self) -> None:
         pass  # the fixture owns the engine
 
