@@ -62,11 +62,12 @@ AREA_SOURCES = {
     "locks": ("graph", "locks", "deadlocks"), "ash": ("ash",), "alerts": ("alerts",), "backups": ("backups",),
 }
 # The calls each pane needs. Performance is in every set: the overview's trend lines get a point
-# per poll whatever pane is shown. The blocking graph serves `g` on the session panes. The queries
-# and locks panes read the busy sessions (not idle: only those run statements or hold locks) for
+# per poll whatever pane is shown. The blocking graph also serves `g` on the queries pane (on the
+# Sessions pane, `g` follows the sessions' own blocking_session). The queries and locks panes read
+# the busy sessions (not idle: only those run statements or hold locks) for
 # their actions (who, connected when) and the `app:` filter.
 PANE_CALLS: dict[str, frozenset[str]] = {pane: frozenset(("performance",) + calls) for pane, calls in {
-    "overview": ("health", "alerts", "graph"), "sessions": ("sessions", "graph"),
+    "overview": ("health", "alerts", "graph"), "sessions": ("sessions",),
     "queries": ("queries", "busy sessions", "graph"), "locks": ("graph", "locks", "deadlocks", "busy sessions"),
     "ash": ("ash", "top"), "alerts": ("alerts",), "backups": ("backups", "schedule"),
 }.items()}
@@ -243,8 +244,8 @@ class Poller:
             snap.overview = replace(snap.overview, sessions_by_state=by_state)
         if "queries" in data:
             snap.queries = sorted(parse_all(data["queries"], ActiveQuery.parse), key=lambda q: -(q.elapsed_ms or 0.0))
-        if "graph" in data:
-            snap.blocking_tree = parse_all(field_of(data["graph"], "blocking_tree"), BlockerNode.parse)
+        # never carried over: `g` would follow a stale tree; without one it follows blocking_session
+        snap.blocking_tree = parse_all(field_of(data.get("graph"), "blocking_tree"), BlockerNode.parse)
         if "locks" in data:
             snap.locks = parse_all(field_of(data["locks"], "locks"), Lock.parse)
         if "deadlocks" in data:

@@ -196,9 +196,33 @@ class KeyedTable(DataTable):
         hit = self._cell_cache.get(key)
         if hit is not None and hit[0] is cell:
             return hit[1]
-        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        lines = self._render_body_cell(row_index, column_index, row_key, cell, base_style, width, cursor, hover)
         self._cell_cache[key] = (cell, lines)
         return lines
+
+    def _render_body_cell(self, row_index: int, column_index: int, row_key: RowKey, cell: object, base_style: Style,
+                          width: int, cursor: bool, hover: bool) -> list[list[Segment]]:
+        """What DataTable._render_cell renders for a one-line Text cell, without its three nested Rich
+        renders (Styled over Padding over the Text, each with its own options and line splitting):
+        the Text is rendered at the inner width, then padded and styled as Padding and Styled would.
+        Other cells go DataTable's own way. tests/console/test_table.py checks the two agree."""
+        row = self.rows.get(row_key)
+        if not isinstance(cell, Text) or row is None or row.height != 1 or self.fixed_rows or self.fixed_columns:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        base_style += Style.from_meta({"row": row_index, "column": column_index})
+        _label, cells = self._get_row_renderables(row_index)
+        component_style, post_style = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        console = self.app.console
+        pad = self.cell_padding
+        options = self.app.console_options.update_dimensions(width, 1).update(no_wrap=True)
+        plain = console.get_style("none")  # Padding's style
+        line = console.render_lines(cells[column_index], options.update_width(width - 2 * pad).update_height(1),
+                                    style=plain, pad=True)[0]
+        if pad:
+            line = [Segment(" " * pad, plain), *line, Segment(" " * pad, plain)]
+        return [list(Segment.apply_style(line, style=base_style + component_style, post_style=post_style))]
 
     def _reorder(self, order: list[str]) -> None:
         # DataTable sorts only by cell values; our order comes from the model, so set it directly

@@ -29,7 +29,7 @@ async def test_switching_panes_changes_which_endpoints_are_polled(server: FakeSe
 
         await on_pane(pilot, "sessions", "2")
         sessions = await reads_of_next_poll(pilot, server)
-        assert set(sessions) == {"/stats/performance", "/stats/sessions", "/transactions/locks/graph"}
+        assert set(sessions) == {"/stats/performance", "/stats/sessions"}
         assert sessions["/stats/sessions"] == {"sort_by": "triage", "sort_order": "asc", "limit": str(ROW_CAP)}
 
         await on_pane(pilot, "backups", "7")

@@ -44,3 +44,31 @@ async def test_only_changed_cells_are_updated_and_painted() -> None:
         t.sync(rows({3: "idle", 2: "waiting", 1: "active"}))  # back under the same key, with other values
         await pilot.pause()
         assert "active" in painted(t)
+
+
+async def test_cells_render_as_datatable_renders_them() -> None:
+    """KeyedTable renders one-line Text cells its own, shorter way: the same segments as DataTable's."""
+    from rich.segment import Segment
+    from rich.style import Style
+    from textual.widgets import DataTable
+
+    app = TableApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        t = app.query_one(KeyedTable)
+        values = [("", "idle"), ("[b]x[/b]", "bold red"), ("表格数据 wide", "reverse"), ("  padded  ", ""),
+                  ("a" * 40, "italic #ff0000 on #000000")]
+        t.sync([Row(str(i), {"id": i, "state": v, "sql": v}, style=style) for i, (v, style) in enumerate(values)])
+        await pilot.pause()
+        checked = 0
+        for row in range(t.row_count):
+            for column in range(len(t.columns)):
+                for cursor, hover in ((False, False), (True, False), (False, True)):
+                    for base in (Style(), Style(bgcolor="#202020", color="white")):
+                        width = t.ordered_columns[column].get_render_width(t)
+                        ours = t._render_body_cell(row, column, t._row_locations.get_key(row),
+                                                   t.get_cell_at((row, column)), base, width, cursor, hover)
+                        theirs = DataTable._render_cell(t, row, column, base, width, cursor, hover)
+                        assert [list(Segment.simplify(line)) for line in ours] == \
+                            [list(Segment.simplify(line)) for line in theirs], (row, column, cursor, hover)
+                        checked += 1
+        assert checked == len(values) * 3 * 3 * 2
