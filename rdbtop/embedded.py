@@ -37,14 +37,14 @@ class EmbeddedEngine:
         self._propagate = True
 
     def start(self, ready: Callable[[], None] = lambda: None, go: threading.Event | None = None) -> None:
-        """Start the engine and its API, call `ready`, then (once `go` is set) load and start the demo.
+        """Start the engine, its API and the demo's loading session, call `ready`, then load and start the demo.
 
         The console polls as soon as `ready` is called, so its first frame shows the engine while the
         demo loads its data (its loading session shows) instead of after it: loading took about
-        half a second alone and 1.5 s more while competing with the console's own start. Loading
-        builds its rows in Python, holding the interpreter most of the time, so once its session and
-        tables exist it waits for the console's first data to be on screen (`go`), at most
-        DEMO_HOLD_SECONDS.
+        half a second alone and 1.5 s more while competing with the console's own start. `ready` is
+        called once the demo's loading session and its tables exist, so the first frame shows them;
+        then, as building the rows holds the interpreter most of the time, loading waits for the
+        console's first data to be on screen (`go`), at most DEMO_HOLD_SECONDS.
         """
         # the engine logs deadlocks and the like; on a terminal the console owns, stray lines would tear
         # it (they still reach the engine's own log ring and file); stop() gives the logger back
@@ -54,11 +54,18 @@ class EmbeddedEngine:
         self.engine = Engine(self.data).start()
         self._key = self.engine.auth.create_api_key(self.role, "rdbtop embedded console")
         self._api = create_app(self.engine)  # here, not in the console's event loop: it takes a quarter second
-        ready()
-        if self.demo:
-            self.workload = DemoWorkload(self.engine, sessions=self.sessions, seed=self.seed)
-            self.workload.setup(before_rows=None if go is None else lambda: go.wait(DEMO_HOLD_SECONDS))
-            self.workload.start()
+        if not self.demo:
+            ready()
+            return
+
+        def loading() -> None:  # the demo's session and tables exist: the first frame shows them
+            ready()
+            if go is not None:
+                go.wait(DEMO_HOLD_SECONDS)
+
+        self.workload = DemoWorkload(self.engine, sessions=self.sessions, seed=self.seed)
+        self.workload.setup(before_rows=loading)
+        self.workload.start()
 
     def client(self) -> RdbClient:
         assert self._api is not None, "start() first"

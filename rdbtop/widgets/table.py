@@ -62,6 +62,7 @@ class KeyedTable(DataTable):
         self._rows: list[Row] = []
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._drawn: dict[str, Row] = {}  # the Row each shown row was last rendered from
+        self._pending: dict[str, Row] = {}  # newer Rows of rows off screen, rendered when scrolled to
         self._order: list[str] = []
         # rendered cells by place and look, with the Text they were rendered from: reused while it is
         # still that cell's Text (a changed cell gets a new Text; an unchanged one keeps its object)
@@ -87,6 +88,7 @@ class KeyedTable(DataTable):
 
     def on_resize(self) -> None:
         self.relayout()
+        self._catch_up()  # a taller table shows more rows
 
     def relayout(self) -> None:
         shown = self._fit(self.size.width or 80)
@@ -106,6 +108,7 @@ class KeyedTable(DataTable):
         """The rendered cells no longer fit (new columns, new styles): render every row again."""
         self._cells.clear()
         self._drawn.clear()
+        self._pending.clear()
         self._order = []
         self._cell_cache.clear()
 
@@ -142,29 +145,16 @@ class KeyedTable(DataTable):
             self.remove_row(key)
             del self._cells[key]
             del self._drawn[key]
-        keys = [ColumnKey(col.key) for col, _ in self._shown]
+        self._pending.clear()
+        lo, hi = self._window()
         changed = 0
-        for row in self._rows:
-            drawn = self._drawn.get(row.key)
-            if drawn == row:
+        for index, row in enumerate(self._rows):
+            if self._drawn.get(row.key) == row:
                 continue  # nothing of it changed: no rendering, no comparing of cells
-            old = self._cells.get(row.key)
-            cells = self._render(row, drawn, old)
-            self._drawn[row.key] = row
-            if old is None:
-                self.add_row(*cells, key=row.key)
-            else:
-                data = self._data[RowKey(row.key)]
-                kept = []
-                for col_key, new, was in zip(keys, cells, old, strict=True):
-                    if new is not was and new != was:
-                        data[col_key] = new  # what update_cell does, without its refresh per cell
-                        changed += 1
-                        kept.append(new)
-                    else:  # an equal Text rendered anew is not stored: the old one keeps its cached rendering
-                        kept.append(was)
-                cells = tuple(kept)
-            self._cells[row.key] = cells
+            if not lo <= index < hi and row.key in self._cells:
+                self._pending[row.key] = row  # off screen: rendered when scrolled to (a time column
+                continue                      # changes in every row every tick, most rows are not seen)
+            changed += self._update_row(row)
         self.changed_cells = changed
         if changed:
             self._update_count += 1
@@ -173,6 +163,53 @@ class KeyedTable(DataTable):
         if order != self._order:
             self._reorder(order)
         self.select_key(selected)
+
+    def _window(self) -> tuple[int, int]:
+        """The rows on screen, with a screenful above and below: those are kept up to date."""
+        height = max(self.size.height, 1)
+        top = int(self.scroll_y)
+        return max(0, top - height), top + 2 * height
+
+    def _update_row(self, row: Row) -> int:
+        """Render `row` into the table; returns how many of its cells changed."""
+        drawn = self._drawn.get(row.key)
+        old = self._cells.get(row.key)
+        cells = self._render(row, drawn, old)
+        self._drawn[row.key] = row
+        changed = 0
+        if old is None:
+            self.add_row(*cells, key=row.key)
+        else:
+            data = self._data[RowKey(row.key)]
+            kept = []
+            for col, new, was in zip(self._shown, cells, old, strict=True):
+                if new is not was and new != was:
+                    data[ColumnKey(col[0].key)] = new  # what update_cell does, without its refresh per cell
+                    changed += 1
+                    kept.append(new)
+                else:  # an equal Text rendered anew is not stored: the old one keeps its cached rendering
+                    kept.append(was)
+            cells = tuple(kept)
+        self._cells[row.key] = cells
+        return changed
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Render the rows that came into the window since they changed."""
+        if not self._pending:
+            return
+        lo, hi = self._window()
+        due = [row for index, row in enumerate(self._rows) if lo <= index < hi and row.key in self._pending]
+        changed = 0
+        for row in due:
+            del self._pending[row.key]
+            changed += self._update_row(row)
+        if changed:
+            self._update_count += 1
+            self.refresh()
 
     def repaint(self) -> None:
         """Render every cell again: the styles changed (a new theme), not the data."""

@@ -71,7 +71,9 @@ async def test_disconnection_banner_and_recovery_when_the_server_restarts(serve:
     serve.start()
     app = RdbTop(Settings(url=serve.url, interval=0.5), RemoteSource(serve.url, Credentials(api_key=key)))
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.shown is not None and len(app.shown.sessions) >= 6, timeout=20)
+        await pilot.press("2")  # the Sessions pane: its polls read the sessions
+        await until(pilot, lambda: app.shown is not None and app.shown.pane == "sessions"
+                    and len(app.shown.sessions) >= 6, timeout=20)
         seen = app.shown
         serve.stop()
         await until(pilot, lambda: app.down_since is not None, timeout=20)

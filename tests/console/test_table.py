@@ -72,3 +72,18 @@ async def test_cells_render_as_datatable_renders_them() -> None:
                             [list(Segment.simplify(line)) for line in theirs], (row, column, cursor, hover)
                         checked += 1
         assert checked == len(values) * 3 * 3 * 2
+
+
+async def test_rows_off_screen_are_brought_up_to_date_when_scrolled_to() -> None:
+    app = TableApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        t = app.query_one(KeyedTable)
+        t.sync(rows({i: "idle" for i in range(1, 101)}))
+        await pilot.pause()
+        t.sync(rows({i: "idle" if i < 100 else "waiting" for i in range(1, 101)}))
+        assert t.changed_cells == 0  # row 100 is far below the screen: not rendered yet
+        t.sync(rows({i: "active" if i == 2 else "idle" if i < 100 else "waiting" for i in range(1, 101)}))
+        assert t.changed_cells == 1  # row 2 is on screen
+        assert t.select_key("100")  # the cursor moves there, and the table scrolls
+        await pilot.pause()
+        assert str(t.get_cell("100", "state")) == "waiting" and "waiting" in painted(t)
