@@ -64,14 +64,15 @@ AREA_SOURCES = {
 # The calls each pane needs. Performance is in every set: the overview's trend lines get a point
 # per poll whatever pane is shown. The blocking graph also serves `g` on the queries pane (on the
 # Sessions pane, `g` follows the sessions' own blocking_session). The queries and locks panes read
-# the busy sessions (not idle: only those run statements or hold locks) for
-# their actions (who, connected when) and the `app:` filter.
+# the busy sessions (not idle: only those run statements or hold locks) for their actions (who,
+# connected when) and the `app:` filter.
 PANE_CALLS: dict[str, frozenset[str]] = {pane: frozenset(("performance",) + calls) for pane, calls in {
     "overview": ("health", "alerts", "graph"), "sessions": ("sessions",),
     "queries": ("queries", "busy sessions", "graph"), "locks": ("graph", "locks", "deadlocks", "busy sessions"),
     "ash": ("ash", "top"), "alerts": ("alerts",), "backups": ("backups", "schedule"),
 }.items()}
-ALL_CALLS = frozenset().union(*PANE_CALLS.values()) - {"busy sessions"}  # --once: every session
+# --once: every area, every session; not the ASH pane's top lists, which it does not print
+ALL_CALLS = frozenset().union(*PANE_CALLS.values()) - {"busy sessions", "top"}
 # the Sessions pane's orders as /stats/sessions names them (sort_by, sort_order)
 SERVER_SORT = {"triage": ("triage", "asc"), "time in state": ("state_seconds", "desc"), "id": ("session_id", "asc"),
                "user": ("username", "asc")}
