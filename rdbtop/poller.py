@@ -102,6 +102,7 @@ class Poller:
         self._perf_has_states: bool | None = None  # does /stats/performance count sessions by state?
         self._info: Any = None
         self._backup_age_limit: float | None = None
+        self._rules_read = False  # the alert rules, read once per connection
         self._ash: dict[int, list[AshSample]] = {}  # by sample second, bounded to the longest window
         self._ash_from: int | None = None  # earliest second fetched so far
         self._wake = asyncio.Event()
@@ -161,6 +162,7 @@ class Poller:
         calls = {name: call() for name, call in every.items() if name in wanted}
         if self._info is None:  # once per connection: these hardly change
             calls["info"] = self.client.get("/api/v1/server/info")
+        if not self._rules_read and "backups" in wanted:  # only the Backups pane judges by them
             calls["rules"] = self.client.get("/api/v1/alerts/rules")
         if "top" in wanted:
             for group in ASH_TOP_GROUPS:
@@ -179,6 +181,7 @@ class Poller:
             self._info = data["info"]
         if "rules" in data:
             self._backup_age_limit = backup_age_limit(data["rules"])
+            self._rules_read = True
         prev = self._last or Snapshot(taken_at=now)
         snap = replace(prev, taken_at=now, pane=pane, missing=dict(prev.missing), errors=dict(prev.errors))
         self._fill(snap, data)
@@ -276,6 +279,7 @@ class Poller:
             except (ClientError, TimeoutError) as exc:
                 self.failures += 1
                 self._info = None  # a restarted server has a new uptime and maybe a new version
+                self._rules_read = False
                 self._perf_has_states = None  # and maybe is another server
                 delay = min(MAX_BACKOFF, self.interval * 2 ** min(self.failures - 1, 6))
                 failed(exc if isinstance(exc, ClientError) else Unreachable("the server did not answer in time"),

@@ -8,6 +8,7 @@ while the demo is still loading its data.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from typing import Any, Protocol
@@ -74,12 +75,28 @@ class EmbeddedSource:
         self._thread.start()
 
     def _start(self) -> None:
+        # The engine's imports and its API's routes make some hundred thousand objects, and the
+        # collector kept walking them and the console's own while they were made: measured, a
+        # quarter of the time to the first frame went to some 400 collections. So none run until
+        # the engine serves (the console is only starting meanwhile); then what was made so far is
+        # frozen (modules, the engine, the widgets: they live as long as the console) and the
+        # collector resumes on what comes after.
+        collecting = gc.isenabled()
+        gc.disable()
+
+        def ready() -> None:
+            if collecting:
+                gc.collect(0)  # once, the garbage made meanwhile (all of it is young)
+                gc.freeze()  # the rest lives as long as the console: full collections need not walk it
+                gc.enable()
+            self._up.set()
+
         try:
             from .embedded import EmbeddedEngine  # the engine's imports cost time: only when embedded
 
             engine = EmbeddedEngine(*self._args)
             self._engine = engine
-            engine.start(ready=self._up.set, go=self._go)
+            engine.start(ready=ready, go=self._go)
         except BaseException as exc:
             if self._up.is_set():
                 # the engine serves; only the demo failed: the console shows the engine without it
@@ -87,6 +104,8 @@ class EmbeddedSource:
             else:  # handed to open(), which the console shows and retries
                 self._failure = exc
         finally:
+            if collecting:
+                gc.enable()
             self._up.set()
 
     async def open(self) -> RdbClient:

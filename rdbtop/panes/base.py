@@ -112,12 +112,10 @@ class Pane(Vertical):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._mounting: AwaitMount | None = None
+        self._mounting: list[AwaitMount] = []
         self.built = False  # its body is mounted: it can be drawn
 
     def compose(self) -> ComposeResult:
-        yield Static(classes="note")
-        yield Static(classes="problem")
         yield Vertical(classes="body")  # filled by build(), when the pane is first shown
 
     def compose_body(self) -> ComposeResult:
@@ -127,9 +125,12 @@ class Pane(Vertical):
         """Mount the pane's widgets the first time it is shown. Only the visible pane is built at
         start: the console starts with a third of the widgets, and Textual's every pass over the
         screen (each frame, each Pilot pause) costs in proportion to them."""
-        if self._mounting is None:
-            self._mounting = self.query_one(".body", Vertical).mount_compose(self.compose_body())
-        await self._mounting
+        if not self._mounting:
+            body = self.query_one(".body", Vertical)
+            self._mounting = [self.mount(Static(classes="note"), Static(classes="problem"), before=body),
+                              body.mount_compose(self.compose_body())]
+        for mounting in self._mounting:
+            await mounting
         self.built = True
 
     def show(self, snap: Snapshot, view: View) -> None:
