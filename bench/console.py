@@ -70,8 +70,8 @@ def real_sessions(n_sessions: int) -> int:
 
 # The engine's session orders (engine/api/routes/sessions.py), on the JSON fields, for the clones.
 _TRIAGE_RANK = {"waiting": 0, "idle in transaction": 1, "active": 2, "idle": 3}
-_DICT_SORT = {"triage": lambda s: (_TRIAGE_RANK.get(s["state"], 4), -s["state_seconds"]),
-              "state_seconds": lambda s: s["state_seconds"], "created_at": lambda s: s["created_at"]}
+_DICT_SORT = {"triage": lambda s: (_TRIAGE_RANK.get(s["state"], 4), s["state_since"]),
+              "state_seconds": lambda s: -s["state_since"], "created_at": lambda s: s["created_at"]}
 
 
 def _as_server_would(sessions: list[dict], query: dict[str, str]) -> list[dict]:

@@ -96,6 +96,7 @@ class Session:
     created_at: int | None = None
     transaction_id: int | None = None
     sql_id: str | None = None
+    state_since: int | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Session | None:
@@ -108,7 +109,7 @@ class Session:
                    int_(d, "blocking_session"), str_(d, "current_query"), str_(d, "current_query_id"),
                    float_(d, "state_seconds"), int_(d, "transaction_started_at"),
                    int_(d, "created_at") if int_(d, "created_at") is not None else int_(d, "connected_at"),
-                   int_(d, "transaction_id"), str_(d, "sql_id"))
+                   int_(d, "transaction_id"), str_(d, "sql_id"), int_(d, "state_since"))
 
     @property
     def waiting(self) -> bool:

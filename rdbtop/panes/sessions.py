@@ -18,12 +18,22 @@ COLUMNS = [
 SORTS = ("triage", "time in state", "id", "user")
 
 
+def longest_in_state(s: Session) -> tuple[float, int]:
+    """Longest in its state first, in an order that holds from one poll to the next: by when the state
+    began (which does not move), then id. By state_seconds, sessions that entered their states in
+    the same millisecond swapped places as the rounding of each answer fell, and the whole table
+    was drawn again every tick."""
+    if s.state_since is not None:
+        return (s.state_since, s.session_id)
+    return (-(s.state_seconds or 0.0), s.session_id)  # a server (RustyDB) that does not say when
+
+
 def sort_sessions(sessions: list[Session], sort: int) -> list[Session]:
     name = SORTS[sort % len(SORTS)]
     if name == "triage":  # waiting and idle-in-transaction first: they are what hurts
-        return sorted(sessions, key=lambda s: (STATE_RANK.get(s.state or "", 4), -(s.state_seconds or 0)))
+        return sorted(sessions, key=lambda s: (STATE_RANK.get(s.state or "", 4), longest_in_state(s)))
     if name == "time in state":
-        return sorted(sessions, key=lambda s: -(s.state_seconds or 0))
+        return sorted(sessions, key=longest_in_state)
     if name == "user":
         return sorted(sessions, key=lambda s: (s.username or "", s.session_id))
     return sorted(sessions, key=lambda s: s.session_id)
