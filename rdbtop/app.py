@@ -334,6 +334,8 @@ class RdbTop(App[int]):
         self.tabs.active = key
 
     def action_next_pane(self) -> None:
+        if not (self.is_running and self.screen_stack):  # --rotate's timer may fire while the app closes
+            return
         keys = [p.key for p in PANES]
         self.tabs.active = keys[(keys.index(self.tabs.active) + 1) % len(keys)]
 
@@ -342,16 +344,17 @@ class RdbTop(App[int]):
         if not (self.paused or self.read_for(self.tabs.active)) and self.poller is not None:
             self.poller.poll_now()  # this pane's data was not read for it: read it now; deliver() draws it
         pane = self.pane
-        if not pane.built:
-            # focus left in the pane now hidden would be moved to its next widget while this one is
-            # built, and TabbedContent follows focus: it would switch back to that pane
+        # Focus left in the pane now hidden (moved to its next widget while this one is built, or
+        # kept there when this one has no table to take it) would make TabbedContent, which follows
+        # focus, switch back to that pane: --rotate bounced between the Locks and ASH panes.
+        if self.focused is not None and any(p is not pane for p in self.focused.ancestors if isinstance(p, Pane)):
             self.set_focus(None)
         await pane.build()
         if pane is not self.pane:
             return  # another switch came while it was built
         self.call_after_refresh(self.draw)
         tables = self.pane.query(KeyedTable)
-        if tables:
+        if tables and not self.settings.watch:  # a kiosk takes no keys; focus would only tug at the tabs
             tables.first().focus()  # arrows move the selection at once, without a Tab first
         self.refresh_bindings()
 

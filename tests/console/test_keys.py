@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import TabbedContent
 
+from rdbtop.panes import PANES
 from rdbtop.panes.base import Pane
 from rdbtop.screens.confirm import ConfirmScreen
 from rdbtop.screens.detail import DetailScreen
@@ -133,6 +134,21 @@ async def test_watch_mode_never_prompts_and_rotates(server) -> None:  # type: ig
         assert not isinstance(app.screen, (FilterScreen, ConfirmScreen, MaintenanceScreen))
         await until(pilot, lambda: app.query_one(TabbedContent).active != "overview")
         assert server.actions() == []
+
+
+async def test_rotation_moves_forward_and_stops_cleanly(server) -> None:  # type: ignore[no-untyped-def]
+    # focus left in a hidden pane once made TabbedContent switch back (ash -> locks -> ash ...), and
+    # the rotation timer firing while the app closed raised "No Tab with id"
+    order = [p.key for p in PANES]
+    seen: list[str] = []
+    async with running(server, watch=True, rotate=0.1, size=(160, 48)) as (app, pilot):
+        while len(seen) < 2 * len(order):
+            active = app.query_one(TabbedContent).active
+            if not seen or seen[-1] != active:
+                seen.append(active)
+            await pilot.pause(0.01)
+    steps = [(order.index(b) - order.index(a)) % len(order) for a, b in zip(seen, seen[1:])]
+    assert all(0 < step < len(order) - 1 for step in steps), seen
 
 
 async def test_slash_filters_by_user_and_state(server) -> None:  # type: ignore[no-untyped-def]
