@@ -328,11 +328,11 @@ def _plan_text(rows: list[tuple[int, int, int, str]]) -> str:
 def execution_stats_part(engine: Engine) -> dict[str, Any]:
     """Per-fingerprint statistics (by total time), the engine's totals and the slow log."""
     stats = engine.stats
-    rates = stats.rates()
+    rates, totals = stats.rates(), stats.totals()
     fingerprints = sorted(stats.fingerprints(), key=lambda f: f.total_ms, reverse=True)
     return {
-        "statements_total": stats.statements_total, "errors_total": stats.errors_total,
-        "rows_read_total": stats.rows_read_total, "rows_written_total": stats.rows_written_total,
+        "statements_total": totals.statements, "errors_total": totals.errors,
+        "rows_read_total": totals.rows_read, "rows_written_total": totals.rows_written,
         "statements_per_second": rates.statements_per_second,
         "transactions_per_second": rates.transactions_per_second, "cache_hit_ratio": stats.cache_hit_ratio,
         "evicted_fingerprints": stats.evicted_fingerprints,

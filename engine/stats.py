@@ -35,7 +35,7 @@ class LatencyHistogram:
     def _bucket(ms: float) -> int:
         if ms <= _MIN_MS:
             return 0
-        return min(_BUCKETS - 1, int(math.log2(ms / _MIN_MS) * _PER_DOUBLING))
+        return min(_BUCKETS - 1, int(_log2(ms * _PER_MS) * _PER_DOUBLING))  # as engine/_accounting.c does
 
     def record(self, ms: float) -> None:
         self.counts[self._bucket(ms)] += 1
@@ -180,11 +180,7 @@ def py_record_call(accs: dict[str, PyAccumulator], key: str, ms: float, rows: in
     acc.written += written
     if failed:
         acc.errors += 1
-    if ms > _MIN_MS:
-        bucket = int(_log2(ms * _PER_MS) * _PER_DOUBLING)
-        acc.hist[bucket if bucket < _BUCKETS else _BUCKETS - 1] += 1
-    else:
-        acc.hist[0] += 1
+    acc.hist[LatencyHistogram._bucket(ms)] += 1
     acc.last_end = started_at
     return True
 

@@ -265,7 +265,7 @@ class Poller:
             snap.ash_samples = data["ash"] or []
         tops = {name.removeprefix("top:"): parse_all(field_of(value, "top"), AshBucket.parse)
                 for name, value in data.items() if name.startswith("top:") and value is not None}
-        if tops or any(name.startswith("top:") for name in data):
+        if any(name.startswith("top:") for name in data):
             snap.ash_top = tops
 
     # -- the loop --------------------------------------------------------------------------
