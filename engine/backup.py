@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import queue
 import shutil
@@ -45,9 +46,10 @@ from .backup_codec import NO_KEY, BackupKey, Codec, CorruptFile, load_key, pack,
 from .backup_pages import scan
 from .backup_records import (MANIFEST, BackupFile, BackupRecord, BackupStatus, BackupType, RestoreMode,
                              RestoreRecord)
-from .backup_restore import clear, integrity, materialize, replace_live
+from .backup_restore import install, integrity, is_live_directory, live_clash, materialize, replace_live
 from .backup_schedule import BackupSchedule, load_state, next_run, save_state
 from .backup_snapshot import StopSignal, Stopped, take
+from .config import path_problem
 from .errors import Conflict, EngineError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -393,14 +395,16 @@ class BackupService:
     def chain(self, backup_id: str, point_in_time: float | None = None,
               refusal: str = "Cannot restore from incomplete backup") -> list[BackupRecord]:
         """The backups a restore applies, full first: up to `backup_id`, or with `point_in_time`
-        up to the latest backup of its chain taken at or before that time."""
+        up to the latest backup of its chain taken at or before that time. Times are whole seconds,
+        as the API shows them: a backup's own snapshot_time names it."""
         with self._mutex:
             record = self._get(backup_id)
             if record.status is not BackupStatus.COMPLETED:
                 raise InvalidInput(refusal, field="backup_id")
             if point_in_time is not None:
                 members = [r for r in self._records.values() if r.status is BackupStatus.COMPLETED
-                           and r.base_backup_id == record.base_backup_id and _snapshot_at(r) <= point_in_time]
+                           and r.base_backup_id == record.base_backup_id
+                           and math.floor(_snapshot_at(r)) <= point_in_time]
                 if not members:
                     raise InvalidInput(f"point_in_time {int(point_in_time)} is before the first backup of the chain "
                                        f"of {backup_id}", field="point_in_time")
@@ -486,15 +490,16 @@ class BackupService:
                 return RestoreMode.IN_PLACE, None
             raise InvalidInput("say where to restore: target_database (a new data directory), overwrite_existing "
                                "(in place, terminating every session) or verify_only", field="target_database")
+        problem = path_problem("target_database", target_database)
+        if problem:
+            raise InvalidInput(problem, field="target_database")
         target = Path(target_database)
         if not target.is_absolute():
             raise InvalidInput("target_database must be the absolute path of a new data directory",
                                field="target_database")
-        if os.path.normpath(target) == os.path.normpath(self._data_dir.resolve()):
-            if overwrite_existing:
-                return RestoreMode.IN_PLACE, None
-            raise InvalidInput("target_database is the live data directory: set overwrite_existing to restore in "
-                               "place", field="target_database")
+        if overwrite_existing and is_live_directory(target, self._data_dir):
+            return RestoreMode.IN_PLACE, None
+        self._refuse_live(target)
         if not target.parent.is_dir():
             raise InvalidInput("target_database's parent directory must exist", field="target_database")
         if target.exists() and not overwrite_existing and (not target.is_dir() or any(target.iterdir())):
@@ -502,19 +507,25 @@ class BackupService:
                                "overwrite_existing to replace the database files there)", field="target_database")
         return RestoreMode.NEW_DIRECTORY, target
 
+    def _refuse_live(self, target: Path) -> None:
+        clash = live_clash(target, self._engine.storage.files(), self._data_dir)
+        if clash:
+            raise Conflict(clash, field="target_database")
+
     def _run_restore(self, restore: RestoreRecord, chain: list[BackupRecord]) -> None:
         started = self._clock.monotonic()
-        scratch: Path | None = None
+        staging: list[Path] = []  # removed at the end, whatever happens
         status, error = BackupStatus.COMPLETED, None
         try:
             self._signal.check()
             scratch = Path(tempfile.mkdtemp(prefix=".restore-", dir=chain[-1].directory.parent))
+            staging.append(scratch)
+            target = Path(restore.target or "")
+            data_dir = scratch / "data"
             if restore.mode is RestoreMode.NEW_DIRECTORY:
-                data_dir = Path(restore.target or "")
-                data_dir.mkdir(exist_ok=True)
-                clear(data_dir)
-            else:
-                data_dir = scratch / "data"
+                # beside the target, so that moving the checked files there is a rename on one file system
+                staging.append(Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent)))
+                data_dir = staging[-1] / "data"
             files = materialize(chain, self._codec, data_dir, scratch)
             checked = integrity(files)
             with self._mutex:
@@ -522,6 +533,9 @@ class BackupService:
             damaged = [f"{schema}: {verdict}" for schema, verdict in checked.items() if verdict != "ok"]
             if damaged:
                 raise CorruptFile("integrity check failed: " + "; ".join(damaged))
+            if restore.mode is RestoreMode.NEW_DIRECTORY:
+                self._refuse_live(target)  # the target may have been swapped for a symlink meanwhile
+                install(files, data_dir, target)
             if restore.mode is RestoreMode.IN_PLACE:
                 terminated, left = replace_live(self._engine, files, self._signal, restore.requested_by)
                 with self._mutex:
@@ -536,8 +550,8 @@ class BackupService:
             status, error = BackupStatus.FAILED, _reason(exc)
             message = f"Restore from backup {restore.backup_id} failed"
         finally:
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
+            for path in staging:
+                shutil.rmtree(path, ignore_errors=True)
         with self._mutex:  # all at once: a reader that sees the outcome sees its times too
             restore.status, restore.error_message, restore.message = status, error, message
             restore.completed_at = self._clock.time()

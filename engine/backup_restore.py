@@ -6,10 +6,18 @@ last backup recorded for its snapshot; anything else is a damaged chain. In-plac
 the rebuilt files over the live schemas through SQLite's backup API, so that the WAL and every
 other open connection see a consistent change, while exclusive locks on every schema keep the
 engine's writers out.
+
+A restore into a new directory is rebuilt and checked in a staging directory beside the target and
+only then moved into place, so a failed restore leaves the target as it was. The target must not
+be the live data directory under another name (a symlink, a bind mount, `..`), lie inside it, or
+hold a live schema file (a symlinked `schemas` folder, a hard link): `live_clash` compares real
+paths and (st_dev, st_ino), when the restore is asked for and again just before the files move.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +41,57 @@ _SIDE_FILES = ("", "-wal", "-shm", "-journal")
 def layout(data_dir: Path, schema: str) -> Path:
     """Where a schema's file lives in a data directory (what Storage expects)."""
     return data_dir / "main.db" if schema == "main" else data_dir / "schemas" / f"{schema}.db"
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def is_live_directory(target: Path, data_dir: Path) -> bool:
+    """Whether `target` is the live data directory, by whatever name."""
+    live = _identity(data_dir)
+    return os.path.realpath(target) == os.path.realpath(data_dir) or (live is not None and _identity(target) == live)
+
+
+def live_clash(target: Path, live_files: dict[str, Path], data_dir: Path) -> str | None:
+    """Why a restore into `target` would write into the live data directory, or None (see the module doc)."""
+    real = Path(os.path.realpath(target))
+    live = _identity(data_dir)
+    if real == Path(os.path.realpath(data_dir)) or (live is not None and any(
+            _identity(p) == live for p in (real, *real.parents))):
+        return ("target_database is the live data directory: leave it out and set overwrite_existing to restore "
+                "in place, which terminates every session first"
+                if is_live_directory(target, data_dir)
+                else "target_database is inside the live data directory: restore to a directory outside it")
+    schema_dir = target / "schemas"
+    if _identity(schema_dir) is not None and _identity(schema_dir) == _identity(data_dir / "schemas"):
+        return "target_database's schemas folder is the live data directory's: restore to a directory of its own"
+    live_ids = {_identity(path): schema for schema, path in live_files.items()}
+    live_ids.pop(None, None)
+    candidates = [target / "main.db", *(sorted(schema_dir.glob("*.db")) if schema_dir.is_dir() else [])]
+    for candidate in candidates:
+        schema = live_ids.get(_identity(candidate))
+        if schema is not None:
+            return (f"target_database holds {candidate.relative_to(target)}, which is schema {schema}'s file in the "
+                    "live data directory: restore to a directory of its own")
+    return None
+
+
+def install(staged: dict[str, Path], staging: Path, target: Path) -> None:
+    """Move a checked data directory from `staging` to `target` (missing, empty, or overwritten)."""
+    if not target.exists():
+        os.rename(staging, target)  # one step: the target appears whole or not at all
+        return
+    clear(target)
+    for schema, path in staged.items():
+        dest = layout(target, schema)
+        dest.parent.mkdir(exist_ok=True)
+        os.replace(path, dest)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def clear(data_dir: Path) -> None:

@@ -34,10 +34,25 @@ def _wal_only(value: bool) -> str | None:
             "beside a writer; a rollback journal would make every reader wait for writers inside SQLite")
 
 
-def _path(value: str) -> str | None:
-    if "\0" in value or len(value) > MAX_PATH_CHARS:
-        return f"backup_dir must be a path of at most {MAX_PATH_CHARS} characters without NUL"
+def path_problem(name: str, value: str) -> str | None:
+    """Why `value` cannot name a file: RustyDB's "<name> must be ..." message, or None.
+
+    NUL cannot be in a file name; a lone surrogate (JSON's "\\udc80") is not text, and would name a
+    file no UTF-8 response can show; control characters, though Linux allows them, only ever arrive
+    by mistake or to forge log lines."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        text = False
+    else:
+        text = True
+    if len(value) > MAX_PATH_CHARS or not text or any(c < " " or c == "\x7f" for c in value):
+        return f"{name} must be a path of at most {MAX_PATH_CHARS} characters without NUL or control characters"
     return None
+
+
+def _path(value: str) -> str | None:
+    return path_problem("backup_dir", value)
 
 
 def _setting(default: Any, unit: str = "", lo: float | None = None, hi: float | None = None,

@@ -191,6 +191,16 @@ def test_point_in_time_picks_the_latest_backup_of_the_chain_taken_by_then(admin:
     assert "before the first backup" in error(too_early, 400)["message"]
 
 
+def test_point_in_time_equal_to_a_backups_snapshot_time_restores_that_backup(admin: TestClient) -> None:
+    full = take(admin)
+    at = restore(admin, full["backup_id"], verify_only=True, point_in_time=full["snapshot_time"])
+    assert at["status"] == "completed" and at["backups_applied"] == [full["backup_id"]]
+    before = admin.post(f"{API}/{full['backup_id']}/restore",
+                        json={"verify_only": True, "point_in_time": full["snapshot_time"] - 1})
+    assert error(before, 400)["message"] == (f"point_in_time {full['snapshot_time'] - 1} is before the first backup "
+                                             f"of the chain of {full['backup_id']}")
+
+
 # -- the schedule --------------------------------------------------------------------------------
 
 def test_the_schedule_reflects_what_was_put(admin: TestClient, engine: Engine) -> None:
@@ -267,6 +277,22 @@ def test_bad_restore_requests_are_400(admin: TestClient, tmp_path: Path) -> None
                         ({"verify_only": True, "overwrite_existing": True}, "verify_only")):
         assert error(admin.post(f"{API}/{backup_id}/restore", json=body), 400)["details"] == {"field": field}
     error(admin.post(f"{API}/{backup_id}/restore", json={"point_in_time": "yesterday"}), 400)
+    for bad in ("nul\\u0000byte", "line\\nbreak", "lone\\udc80surrogate"):  # JSON escapes, sent as such
+        r = admin.post(f"{API}/{backup_id}/restore", content=f'{{"target_database": "{tmp_path}/{bad}"}}',
+                       headers={"Content-Type": "application/json"})
+        details = error(r, 400)["details"]  # the engine's check, or pydantic's for what is not even text
+        assert (details if isinstance(details, dict) else details[0])["field"] == "target_database", bad
+    assert list(tmp_path.iterdir()) == [] and admin.get(f"{API}/restores").json() == []
+
+
+def test_a_restore_onto_the_live_data_directory_by_another_name_is_409(admin: TestClient, engine: Engine,
+                                                                       tmp_path: Path) -> None:
+    backup_id = take(admin)["backup_id"]
+    alias = tmp_path / "alias"
+    alias.symlink_to(engine.storage.data_dir, target_is_directory=True)
+    body = error(admin.post(f"{API}/{backup_id}/restore", json={"target_database": str(alias)}), 409, "CONFLICT")
+    assert body["message"].startswith("target_database is the live data directory")
+    assert admin.get(f"{API}/restores").json() == []
     error(admin.post(f"{API}/{backup_id}/restore"), 400)  # RustyDB requires a body; {} is fine
 
 

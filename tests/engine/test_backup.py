@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, ManualClock, SessionState, backup_snapshot
+from engine import Engine, ManualClock, SessionState, backup_restore, backup_snapshot
 from engine.backup_codec import KEY_ENV, KEY_FILE
 from engine.backup_records import MANIFEST, BackupRecord, BackupStatus, BackupType, RestoreMode, RestoreRecord
 from engine.backup_schedule import BackupSchedule
@@ -270,6 +270,19 @@ def test_an_incremental_chain_restored_to_a_point_in_time_holds_exactly_the_rows
                               point_in_time=full.snapshot_at - 1)
 
 
+def test_point_in_time_names_whole_seconds_so_a_backups_own_snapshot_time_restores_it(
+        make_engine, clock: ManualClock, tmp_path: Path) -> None:
+    engine = make_engine(clock=clock, start=False, query_timeout_secs=0.0)
+    clock.advance(0.75)  # the API shows snapshot_time floored to whole seconds
+    full = backup(engine)
+    shown = int(full.snapshot_at)
+    assert shown < full.snapshot_at
+    at = restore_into(engine, full.backup_id, tmp_path / "at", point_in_time=shown)
+    assert at.backups_applied == [full.backup_id]
+    with pytest.raises(InvalidInput, match=f"point_in_time {shown - 1} is before the first backup"):
+        engine.backup.restore(full.backup_id, "tester", verify_only=True, point_in_time=shown - 1)
+
+
 def test_a_differential_backup_builds_on_the_full_one_and_covers_everything_since(
         engine: Engine, make_engine, tmp_path: Path) -> None:
     full = backup(engine)
@@ -427,10 +440,97 @@ def test_restore_needs_a_place_and_a_completed_backup(engine: Engine, tmp_path: 
     (tmp_path / "busy" / "file").write_text("x")
     with pytest.raises(InvalidInput, match="empty directory"):
         engine.backup.restore(record.backup_id, "tester", target_database=str(tmp_path / "busy"))
-    with pytest.raises(InvalidInput, match="live data directory"):
+    with pytest.raises(Conflict, match="live data directory"):
         engine.backup.restore(record.backup_id, "tester", target_database=str(engine.storage.data_dir))
     with pytest.raises(NotFound, match="Backup 'backup_nope' not found"):
         engine.backup.restore("backup_nope", "tester", verify_only=True)
+
+
+def live_rows(engine: Engine) -> int:
+    return len(table_rows(engine)["sales.orders"])
+
+
+def test_a_restore_never_writes_over_the_live_data_directory_by_another_name(
+        engine: Engine, tmp_path: Path) -> None:
+    record = backup(engine)
+    insert_orders(engine, "after the backup")
+    before = table_rows(engine)
+    live = engine.storage.data_dir
+    alias = tmp_path / "alias"
+    alias.symlink_to(live, target_is_directory=True)
+    inside = tmp_path / "inside"  # a new directory whose schemas folder is the live one
+    inside.mkdir()
+    (inside / "schemas").symlink_to(live / "schemas", target_is_directory=True)
+    linked = tmp_path / "linked"  # an existing directory holding a hard link to a live schema file
+    linked.mkdir()
+    (linked / "schemas").mkdir()
+    os.link(engine.storage.files()["sales"], linked / "schemas" / "sales.db")
+    for target, overwrite in ((alias, False), (inside, False), (inside, True), (linked, True),
+                              (live / "schemas", True), (live / "backups" / "..", False)):
+        with pytest.raises(Conflict, match="live data directory") as refused:
+            engine.backup.restore(record.backup_id, "tester", target_database=str(target),
+                                  overwrite_existing=overwrite)
+        assert refused.value.details == {"field": "target_database"}, target
+    assert table_rows(engine) == before
+    assert engine.backup.restores() == []
+
+
+def test_the_live_data_directory_by_another_name_is_checked_again_when_the_restore_runs(
+        engine: Engine, tmp_path: Path, monkeypatch) -> None:
+    record = backup(engine)
+    insert_orders(engine, "after the backup")
+    before = table_rows(engine)
+    target = tmp_path / "swapped"
+    materialize = backup_restore.materialize
+
+    def swap_then_materialize(*args, **kwargs):  # type: ignore[no-untyped-def]
+        target.symlink_to(engine.storage.data_dir, target_is_directory=True)  # after the request was accepted
+        return materialize(*args, **kwargs)
+
+    monkeypatch.setattr("engine.backup.materialize", swap_then_materialize)
+    done = restored(engine, record.backup_id, target_database=str(target))
+    assert done.status is BackupStatus.FAILED and "live data directory" in (done.error_message or "")
+    assert table_rows(engine) == before
+
+
+def test_a_restore_through_a_symlinked_data_directory_is_in_place_only_when_asked(
+        make_engine, tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    link = tmp_path / "data"
+    real.mkdir()
+    link.symlink_to(real, target_is_directory=True)
+    engine = make_engine(data_dir=link)
+    record = backup(engine)
+    insert_orders(engine, "after the backup")
+    for target in (link, real):
+        with pytest.raises(Conflict, match="live data directory"):
+            engine.backup.restore(record.backup_id, "tester", target_database=str(target))
+    assert live_rows(engine) == 4
+    done = restored(engine, record.backup_id, target_database=str(real), overwrite_existing=True)
+    assert done.status is BackupStatus.COMPLETED and done.mode is RestoreMode.IN_PLACE, done.error_message
+    assert live_rows(engine) == 3
+
+
+@pytest.mark.parametrize("bad", ["nul\0byte", "newline\nin-name", "lone-\udc80-surrogate"])
+def test_a_target_with_bytes_no_file_name_may_hold_is_refused_at_once(engine: Engine, tmp_path: Path,
+                                                                       bad: str) -> None:
+    record = backup(engine)
+    with pytest.raises(InvalidInput, match="target_database must be"):
+        engine.backup.restore(record.backup_id, "tester", target_database=f"{tmp_path}/{bad}")
+    assert engine.backup.restores() == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_restore_leaves_no_half_made_files(engine: Engine, tmp_path: Path) -> None:
+    record = backup(engine)
+    stored = record.directory / next(f.file for f in record.files if f.schema == "sales")
+    flip(stored, stored.stat().st_size // 2)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for target in (tmp_path / "new", empty):
+        done = restored(engine, record.backup_id, target_database=str(target))
+        assert done.status is BackupStatus.FAILED, done
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert list(empty.iterdir()) == []
 
 
 # -- failures, events and metrics ----------------------------------------------------------------
