@@ -1,18 +1,19 @@
 """A consistent copy of every schema, taken with SQLite's online backup API while the workload runs.
 
-The copy is consistent across schemas: the backup takes a shared lock on every schema's file
-through the engine's lock manager (so no write transaction is half way through any of them), opens
-one read transaction on a connection with every schema attached and reads each schema once (which
-fixes its WAL snapshot), and lets the locks go at once. Writers wait only for those few
-milliseconds. The backup API then copies each schema from that read transaction a limited number
-of pages per step; in WAL mode an open reader never blocks writers, and because the source
-connection keeps its snapshot, writes that land meanwhile neither show up in the copy nor make the
-backup API start over.
+The copy is consistent across schemas without taking a lock: the backup opens one read transaction
+on a connection with every schema attached and reads each schema once (which fixes each file's WAL
+snapshot) while the storage's CommitGate is shut, that is while no commit is under way in any file.
+An uncommitted write is invisible to the snapshot, so a long write transaction does not hold the
+backup up; a commit that comes meanwhile waits at the commit hook for those few microseconds. The
+backup API then copies each schema from that read transaction a limited number of pages per step;
+in WAL mode an open reader never blocks writers, and because the source connection keeps its
+snapshot, writes that land meanwhile neither show up in the copy nor make the backup API start
+over. A commit still under way when the gate shuts (a text of several autocommit writes runs on
+after its first commit) is waited for at most SHUT_PATIENCE_SECONDS; then the commits are let go
+and the backup tries again.
 
-The locks are first tried all at once without queueing (so a backup never makes a writer wait
-behind it); only if writers keep some schema busy for SNAPSHOT_TRY_SECONDS does the backup queue
-for the busy one like any transaction, under its own session (application `rdbtop-backup`, so it
-shows in the sessions and locks views), and then tries all at once again.
+`schema_locks` is for what must keep the engine's writers out for a while, such as an in-place
+restore: it takes the lock manager's locks on every schema file, without queueing while it holds any.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .transactions import Transaction
 
-SNAPSHOT_TRY_SECONDS = 1.0
+SHUT_PATIENCE_SECONDS = 0.05
+LOCK_TRY_SECONDS = 1.0
 TRY_PAUSE_SECONDS = 0.005
 PAGES_PER_STEP = 256
 MAX_QUEUED_WAITS = 1000  # bounds the loop; each round waits its turn in a FIFO queue, so it moves
@@ -85,7 +87,7 @@ def _acquire(engine: Engine, txn: Transaction, resources: tuple[Resource, ...], 
     part of a deadlock, so the backup never makes the detector roll back a writer."""
     locks = engine.locks
     timeout = engine.config.lock_timeout_ms / 1000 or None
-    try_until = time.monotonic() + SNAPSHOT_TRY_SECONDS
+    try_until = time.monotonic() + LOCK_TRY_SECONDS
     busy: Resource | None = None
     for _ in range(MAX_QUEUED_WAITS):
         signal.check()
@@ -115,6 +117,19 @@ def _timeout_error(engine: Engine, resource: Resource, mode: LockMode) -> Callab
     return error
 
 
+def _fix_moment(engine: Engine, src: apsw.Connection, schemas: list[str], signal: StopSignal) -> float:
+    """Open `src`'s read transaction on every schema file at one moment between commits; return its time."""
+    while True:
+        signal.check()
+        with engine.storage.commits.shut(SHUT_PATIENCE_SECONDS) as quiet:
+            if quiet:
+                src.execute("BEGIN")
+                for name in schemas:
+                    src.execute(f'SELECT count(*) FROM "{name}".sqlite_master').fetchall()
+                return engine.clock.time()
+        signal.event.wait(SHUT_PATIENCE_SECONDS)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     taken_at: float
@@ -126,11 +141,7 @@ def take(engine: Engine, out_dir: Path, signal: StopSignal, progress: Callable[[
     src = engine.storage.open_connection(engine.config.buffer_pool_size)
     try:
         schemas = sorted(name for _, name, _ in src.execute("PRAGMA database_list") if name != "temp")
-        with schema_locks(engine, schemas, LockMode.SHARED, signal, "rdbtop-backup"):
-            src.execute("BEGIN")
-            for name in schemas:
-                src.execute(f'SELECT count(*) FROM "{name}".sqlite_master').fetchall()
-            taken_at = engine.clock.time()
+        taken_at = _fix_moment(engine, src, schemas, signal)
         sizes = {name: (src.execute(f'PRAGMA "{name}".page_size').fetchall()[0][0],
                         src.execute(f'PRAGMA "{name}".page_count').fetchall()[0][0]) for name in schemas}
         total = sum(size * count for size, count in sizes.values())

@@ -116,6 +116,7 @@ class Session:
         self._cache_read_at = 0.0
         self._access = AccessRecorder()
         self._conn = engine.storage.open_connection(engine.config.buffer_pool_size)
+        self._commit_pass = engine.storage.commits.watch(self._conn)
         self._cursor = self._conn.cursor()
         self._stats = engine.stats
         self._accs = engine.stats.accumulators()
@@ -294,6 +295,7 @@ class Session:
         finally:
             with self._stop:
                 self._in_sqlite = False
+            self._commit_pass.leave()  # whatever this text committed is in every file now
         if profile:
             conn.trace_v2(0, None)
             stmt.vm_steps = stmt.vm_steps or 0  # profiled, even if SQLite sent no event (an error)

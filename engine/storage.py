@@ -10,6 +10,9 @@ import re
 import shutil
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import apsw
@@ -22,6 +25,91 @@ _RESERVED = {"main", "temp"}
 BUSY_TIMEOUT_MS = 200
 
 
+class CommitGate:
+    """The one thing a consistent copy of several schemas needs from the writers: a moment when no
+    commit is under way in any file.
+
+    In WAL mode SQLite commits a transaction that wrote several schema files one file after the
+    other, and a reader fixes each file's snapshot when it first reads it; an uncommitted write is
+    invisible either way. So a backup does not wait for write transactions, only for commits: a
+    session's connection enters the gate from SQLite's commit hook (just before the first file
+    commits) and leaves when its statement returns (every file committed, or the commit failed).
+    `shut` waits until no commit is under way, keeps new ones at the hook while its body opens the
+    read transaction on every file, and lets them go; a commit waits at most that long.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._under_way = 0
+        self._shut = False
+        self.held_back = 0  # commits waiting at the shut gate now
+
+
+    def watch(self, conn: apsw.Connection) -> CommitPass:
+        """Make `conn`'s commits pass the gate; the caller calls `leave()` after each statement."""
+        entry = CommitPass(self)
+        conn.set_commit_hook(entry)
+        return entry
+
+    def _enter(self) -> None:
+        with self._cond:
+            if self._shut:
+                self.held_back += 1
+                while self._shut:
+                    self._cond.wait()
+                self.held_back -= 1
+            self._under_way += 1
+
+    def _leave(self) -> None:
+        with self._cond:
+            self._under_way -= 1
+            if not self._under_way:
+                self._cond.notify_all()
+
+    @contextmanager
+    def shut(self, patience: float) -> Iterator[bool]:
+        """Keep commits out for the body; yields whether none was under way within `patience`
+        seconds (if not, the body must not rely on the moment: commits are let go again)."""
+        deadline = time.monotonic() + patience
+        with self._cond:
+            self._shut = True
+            try:
+                while self._under_way and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
+                quiet = not self._under_way
+            except BaseException:
+                self._shut = False
+                self._cond.notify_all()
+                raise
+        try:
+            yield quiet
+        finally:
+            with self._cond:
+                self._shut = False
+                self._cond.notify_all()
+
+
+class CommitPass:
+    """One connection's way through the gate: SQLite's commit hook, and `leave`."""
+
+    __slots__ = ("_gate", "inside")
+
+    def __init__(self, gate: CommitGate) -> None:
+        self._gate = gate
+        self.inside = False
+
+    def __call__(self) -> bool:
+        if not self.inside:  # a text of several autocommit writes commits several times in one call
+            self._gate._enter()
+            self.inside = True
+        return False  # let the commit go ahead
+
+    def leave(self) -> None:
+        if self.inside:
+            self.inside = False
+            self._gate._leave()
+
+
 class Storage:
     def __init__(self, data_dir: str | Path | None = None) -> None:
         self.temporary = data_dir is None
@@ -31,6 +119,7 @@ class Storage:
         self.schema_dir.mkdir(exist_ok=True)
         self.main_path = self.data_dir / "main.db"
         self._mutex = threading.Lock()
+        self.commits = CommitGate()
         self.schemas: dict[str, Path] = {p.stem: p for p in sorted(self.schema_dir.glob("*.db"))}
         conn = apsw.Connection(str(self.main_path))
         conn.execute("PRAGMA journal_mode=WAL")

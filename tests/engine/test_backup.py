@@ -6,17 +6,18 @@ import base64
 import dataclasses
 import json
 import os
+import random
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from engine import Engine, ManualClock, SessionState, backup_restore, backup_snapshot
+from engine import Engine, ManualClock, SessionState, backup_restore
 from engine.backup_codec import KEY_ENV, KEY_FILE
 from engine.backup_records import MANIFEST, BackupRecord, BackupStatus, BackupType, RestoreMode, RestoreRecord
 from engine.backup_schedule import BackupSchedule
-from engine.errors import Conflict, InvalidInput, LockTimeout, NotFound, SessionTerminated
+from engine.errors import Conflict, DeadlockDetected, InvalidInput, LockTimeout, NotFound, SessionTerminated
 from enginetest import ENDLESS_SQL, wait_for_state, wait_until
 
 FULL, INCREMENTAL, DIFFERENTIAL = BackupType.FULL, BackupType.INCREMENTAL, BackupType.DIFFERENTIAL
@@ -148,7 +149,7 @@ def test_a_full_backup_while_writers_run_restores_exactly_what_was_committed_at_
 
     def hold_after_snapshot(record, done, total):  # type: ignore[no-untyped-def]
         if not at_snapshot:
-            # the snapshot is fixed and its locks are gone: the writers must go on committing now
+            # the snapshot is fixed: the writers must go on committing while the backup copies
             at_snapshot.update((w.name, w.committed) for w in writers)
             wait_until(lambda: all(w.committed >= at_snapshot[w.name] + 5 for w in writers), 10.0,
                        "writers to commit while the backup copies")
@@ -182,29 +183,119 @@ def test_a_full_backup_while_writers_run_restores_exactly_what_was_committed_at_
     assert [r for r in copy["sales.orders"] if r[1] not in {w.name for w in writers}] == seeded
 
 
-def test_a_backup_queues_behind_a_long_write_transaction_without_holding_other_schemas(
-        engine: Engine, make_engine, monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(backup_snapshot, "SNAPSHOT_TRY_SECONDS", 0.05)
+ACCOUNTS, OPENING_BALANCE = 8, 1000
+
+
+class Transfers:
+    """Moves amounts between sales.account and inventory.account, both rows in one transaction,
+    so the two schemas' balances always add up to the same total; `committed` counts transfers."""
+
+    def __init__(self, engine: Engine, seed: int, stop: threading.Event) -> None:
+        self.engine, self.stop, self.committed = engine, stop, 0
+        self.random = random.Random(seed)
+
+    def run(self) -> None:
+        s = self.engine.connect(f"transfers-{self.random.random():.3f}", "backup-test-transfers")
+        try:
+            while not self.stop.is_set():
+                a, b = self.random.randrange(ACCOUNTS), self.random.randrange(ACCOUNTS)
+                amount = self.random.randrange(1, 50)
+                source, sink = ("sales", "inventory") if self.random.random() < 0.5 else ("inventory", "sales")
+                try:
+                    s.execute("BEGIN")
+                    s.execute(f"UPDATE {source}.account SET balance = balance - ? WHERE id = ?", (amount, a))
+                    s.execute(f"UPDATE {sink}.account SET balance = balance + ? WHERE id = ?", (amount, b))
+                    s.execute("COMMIT")
+                    self.committed += 1
+                except (LockTimeout, DeadlockDetected):
+                    if s.txn is not None:
+                        s.execute("ROLLBACK")
+        finally:
+            s.close()
+
+
+def ledger_total(rows: dict[str, list[tuple]]) -> int:
+    return sum(balance for schema in ("sales", "inventory") for _, balance in rows[f"{schema}.account"])
+
+
+def open_accounts(engine: Engine) -> None:
+    engine.create_schema("archive")
+    s = engine.connect("setup")
+    try:
+        for schema in ("sales", "inventory"):
+            s.execute(f"CREATE TABLE {schema}.account(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)")
+            s.execute(f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+                      f"INSERT INTO {schema}.account(id, balance) SELECT i, ? FROM n", (ACCOUNTS - 1, OPENING_BALANCE))
+        s.execute("CREATE TABLE archive.notes(id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        s.execute("INSERT INTO archive.notes(body) VALUES ('committed')")
+    finally:
+        s.close()
+
+
+def test_a_full_backup_under_cross_schema_transfers_and_a_long_writer_restores_a_balanced_ledger(
+        make_engine, background, monkeypatch, tmp_path: Path) -> None:
+    engine = make_engine(lock_timeout_ms=200)
+    open_accounts(engine)
+    long_writer = engine.connect("long-writer")  # holds schema archive's write lock through the whole backup
+    long_writer.execute("BEGIN")
+    long_writer.execute("UPDATE archive.notes SET body = 'not committed'")
+    stop = threading.Event()
+    transfers = [Transfers(engine, seed, stop) for seed in (1, 2, 3)]
+    threads = [background(t.run) for t in transfers]
+    wait_until(lambda: all(t.committed >= 5 for t in transfers), 10.0, "transfers to commit")
+    progress, during = engine.backup._progress, {}
+
+    def transfers_go_on_while_the_backup_copies(record, done, total):  # type: ignore[no-untyped-def]
+        if not during:
+            during.update((id(t), t.committed) for t in transfers)
+            wait_until(lambda: all(t.committed >= during[id(t)] + 5 for t in transfers), 10.0,
+                       "transfers to commit while the backup copies")
+        progress(record, done, total)
+
+    monkeypatch.setattr(engine.backup, "_progress", transfers_go_on_while_the_backup_copies)
+    gate, open_connection, opened = engine.storage.commits, engine.storage.open_connection, {}
+
+    def between_the_two_ledger_schemas(cursor, sql: str, bindings) -> bool:  # type: ignore[no-untyped-def]
+        # inventory's snapshot is fixed, sales' not yet: a transfer that committed now would be half
+        # in the copy. So wait here until one has come to commit (and was held back) or committed.
+        if '"sales".sqlite_master' in sql and not opened:
+            opened["committed"] = sum(t.committed for t in transfers)
+            wait_until(lambda: gate.held_back or sum(t.committed for t in transfers) > opened["committed"] + 2,
+                       10.0, "a transfer to come to commit")
+        return True
+
+    def open_with_a_pause(cache_pages: int):  # type: ignore[no-untyped-def]
+        conn = open_connection(cache_pages)
+        conn.exec_trace = between_the_two_ledger_schemas  # a session replaces it with its own
+        return conn
+
+    monkeypatch.setattr(engine.storage, "open_connection", open_with_a_pause)
+    record = finished(engine, engine.backup.start_backup(FULL, "tester").backup_id)
+    stop.set()
+    for t in threads:
+        t.result()
+    long_writer.execute("COMMIT")
+    long_writer.close()
+    assert record.status is BackupStatus.COMPLETED, record.error_message
+    restore_into(engine, record.backup_id, tmp_path / "restored")
+    copy = rows_of(make_engine, tmp_path / "restored")
+    live = table_rows(engine)
+    assert ledger_total(copy) == ledger_total(live) == 2 * ACCOUNTS * OPENING_BALANCE
+    assert copy["sales.account"] != live["sales.account"]  # transfers went on after the snapshot
+    assert copy["archive.notes"] == [(1, "committed")] and live["archive.notes"] == [(1, "not committed")]
+
+
+def test_a_backup_waits_for_no_lock_and_holds_none(engine: Engine, make_engine, tmp_path: Path) -> None:
     holder = engine.connect("holder")
     holder.execute("BEGIN")
     holder.execute("UPDATE sales.orders SET amount = 99 WHERE customer = 'alice'")
-    started = engine.backup.start_backup(FULL, "tester")
-    waiting = wait_until(lambda: [s for s in engine.sessions()
-                                  if s.application_name == "rdbtop-backup" and s.state is SessionState.WAITING],
-                         message="the backup to queue for the sales lock")[0]
-    assert waiting.wait_event == "schema:sales"
-    assert [(lk.resource, lk.mode, lk.granted, lk.blocked_by) for lk in engine.locks.locks()
-            if lk.session_id == waiting.session_id] == [("sales", "shared", False, (holder.id,))]
-    insert = engine.connect("other-schema")
-    insert.execute("INSERT INTO inventory.items(sku, qty) VALUES ('plum', 3)")  # not held up by the backup
-    insert.close()
+    record = finished(engine, engine.backup.start_backup(FULL, "tester").backup_id)
+    assert record.status is BackupStatus.COMPLETED, record.error_message
     holder.execute("COMMIT")
     holder.close()
-    record = finished(engine, started.backup_id)
-    assert record.status is BackupStatus.COMPLETED, record.error_message
+    assert not [lk for lk in engine.locks.locks() if lk.session_id != holder.id]
     restore_into(engine, record.backup_id, tmp_path / "r")
-    copy = rows_of(make_engine, tmp_path / "r")
-    assert copy["sales.orders"][0] == (1, "alice", 99.0) and copy["inventory.items"][-1][1] == "plum"
+    assert rows_of(make_engine, tmp_path / "r")["sales.orders"][0] == (1, "alice", 10.0)  # what was committed
 
 
 def test_a_full_backup_records_real_sizes_checksums_and_times(engine: Engine) -> None:
