@@ -17,6 +17,12 @@ One run, in a temporary data directory that is removed at the end:
    back-to-back full backups (the default settings: zstd), R of each. Reported: the demo's
    statements per second (from its sessions' own counters) in each kind of window, the median,
    and the ratio.
+3. Writers: W threads move amounts between schemas `ledger_a` and `ledger_b` (both rows in one
+   transaction) while one long writer keeps a write transaction open on schema `bulk` for the
+   whole part, longer than lock_timeout_ms; windows of --seconds alternate between no backup and
+   back-to-back full backups, R of each. Reported: the writers' commits per second and p99
+   transaction time in each kind of window, backups completed and failed, and whether the last
+   backup's ledger, restored, still balances.
 
 Exits 2 if a part of the benchmark failed, else 0.
 """
@@ -196,12 +202,163 @@ def bench_workload(engine: Engine, workload: DemoWorkload, rounds: int, seconds:
         out.append(f"{len(failures)} backups failed during the workload; first: {failures[0]}")
 
 
+# -- part 3: cross-schema writers and a long writer during backups ------------------------------
+
+LEDGER_ACCOUNTS, OPENING_BALANCE = 100, 1000
+
+
+class Transfers:
+    """Moves amounts between ledger_a and ledger_b in one transaction; times each transaction."""
+
+    def __init__(self, engine: Engine, index: int, stop: threading.Event) -> None:
+        self.engine, self.index, self.stop = engine, index, stop
+        self.committed = 0
+        self.seconds: list[float] = []  # every committed transaction's duration, in order
+
+    def run(self) -> None:
+        s = self.engine.connect(f"transfers-{self.index}", "backup-bench-transfers")
+        step = 0
+        try:
+            while not self.stop.is_set():
+                step += 1
+                a, b = (self.index * 7919 + step) % LEDGER_ACCOUNTS, (self.index * 104729 + 3 * step) % LEDGER_ACCOUNTS
+                amount = 1 if step % 2 else -1  # both ways, always locking ledger_a first: no deadlocks
+                started = time.perf_counter()
+                try:
+                    s.execute("BEGIN")
+                    s.execute("UPDATE ledger_a.account SET balance = balance - ? WHERE id = ?", (amount, a))
+                    s.execute("UPDATE ledger_b.account SET balance = balance + ? WHERE id = ?", (amount, b))
+                    s.execute("COMMIT")
+                except Exception:  # a lock timeout or deadlock among the writers: roll back, go on
+                    if s.txn is not None:
+                        s.execute("ROLLBACK")
+                    continue
+                self.seconds.append(time.perf_counter() - started)
+                self.committed += 1
+        finally:
+            s.close()
+
+
+def open_ledger(engine: Engine) -> None:
+    s = engine.connect("bench", "backup-bench")
+    try:
+        for schema in ("ledger_a", "ledger_b"):
+            engine.create_schema(schema)
+            s.execute(f"CREATE TABLE {schema}.account(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)")
+            s.execute(f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+                      f"INSERT INTO {schema}.account(id, balance) SELECT i, ? FROM n",
+                      (LEDGER_ACCOUNTS - 1, OPENING_BALANCE))
+    finally:
+        s.close()
+
+
+def ledger_total(data_dir: Path) -> int:
+    restored = Engine(data_dir=data_dir, config=EngineConfig())
+    try:
+        s = restored.connect("bench", "backup-bench")
+        try:
+            return sum(s.execute(f"SELECT total(balance) FROM {schema}.account").rows[0][0]
+                       for schema in ("ledger_a", "ledger_b"))
+        finally:
+            s.close()
+    finally:
+        restored.close()
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else (values[0] if values else 0.0)
+
+
+def bench_writers(engine: Engine, work: Path, writers: int, rounds: int, seconds: float, out: list[str]) -> None:
+    open_ledger(engine)
+    long_writer = engine.connect("bench-long-writer", "backup-bench")
+    long_writer.execute("BEGIN")
+    long_writer.execute("UPDATE bulk.blobs SET id = id WHERE id = 1")  # schema bulk's write lock, held
+    held_from = time.perf_counter()
+    stop = threading.Event()
+    transfers = [Transfers(engine, i, stop) for i in range(writers)]
+    threads = [threading.Thread(target=t.run, name=f"bench-transfers-{i}") for i, t in enumerate(transfers)]
+    kinds = ("no backup", "back-to-back full backups")
+    rates: dict[str, list[float]] = {k: [] for k in kinds}
+    latencies: dict[str, list[float]] = {k: [] for k in kinds}
+    completed: list[BackupRecord] = []  # the newest backup, kept for the ledger check
+    taken: list[float] = []
+    failures: list[str] = []
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(rounds):
+            for kind in kinds:
+                window_stop = threading.Event()
+                runner = None
+                if kind != "no backup":
+                    def loop() -> None:
+                        while not window_stop.is_set():
+                            started = time.perf_counter()
+                            try:
+                                record = take_backup(engine)
+                            except Exception as exc:  # counted and shown; the window goes on
+                                failures.append(str(exc))
+                                continue
+                            taken.append(time.perf_counter() - started)
+                            if completed:
+                                engine.backup.delete(completed.pop().backup_id, "bench")
+                            completed.append(record)
+                    runner = threading.Thread(target=loop, name="bench-backups")
+                    runner.start()
+                marks = [len(t.seconds) for t in transfers]
+                t0 = time.perf_counter()
+                time.sleep(seconds)
+                t1 = time.perf_counter()
+                window = [x for t, m in zip(transfers, marks) for x in t.seconds[m:]]
+                rates[kind].append(len(window) / (t1 - t0))
+                latencies[kind].extend(window)
+                window_stop.set()
+                if runner is not None:
+                    runner.join()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        held = time.perf_counter() - held_from
+        long_writer.execute("COMMIT")
+        long_writer.close()
+    base = statistics.median(rates["no backup"])
+    rows = [[kind, ", ".join(f"{r:,.0f}" for r in rates[kind]), f"{statistics.median(rates[kind]):,.0f}",
+             f"{statistics.median(rates[kind]) / base:.2f}x", f"{p99(latencies[kind]) * 1000:,.1f}"] for kind in kinds]
+    out.append(f"{writers} writers moving amounts between two schemas, commits per second, windows of {seconds:g} s; "
+               f"a long writer held schema bulk's write lock for {held:.1f} s "
+               f"(lock_timeout_ms {engine.config.lock_timeout_ms})")
+    out.append(table(["window", "per window", "median", "vs none", "p99 txn ms"], rows))
+    balanced = "no backup completed"
+    if completed:
+        target = work / "ledger-check"
+        restore = engine.backup.restore(completed[-1].backup_id, "bench", target_database=str(target))
+        while not (done := engine.backup.restore_status(restore.restore_id)).completed_at:
+            time.sleep(0.01)
+        if done.error_message:
+            raise RuntimeError(f"restore failed: {done.error_message}")
+        total = ledger_total(target)
+        balanced = f"{'yes' if total == 2 * LEDGER_ACCOUNTS * OPENING_BALANCE else 'NO'} ({total:,.0f})"
+    gate = engine.storage.commits
+    out.append(f"commits held back while a backup fixed its moment: {gate.held_back_total}, "
+               f"the longest for {gate.longest_hold_seconds * 1000:.2f} ms")
+    out.append(f"{len(taken)} full backups during the writers"
+               + (f", median {statistics.median(taken):.2f} s each (max {max(taken):.2f} s)" if taken else "")
+               + f"; {len(failures)} failed" + (f" (first: {failures[0]})" if failures else "")
+               + f"; the last one's ledger, restored, balances: {balanced}")
+    if failures:
+        raise RuntimeError(f"{len(failures)} backups failed")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--filler-mb", type=int, default=64, help="incompressible data added to the demo's (MB)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0, help="length of each workload window")
     p.add_argument("--sessions", type=int, default=8)
+    p.add_argument("--writers", type=int, default=4, help="threads moving amounts between two schemas (part 3)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--episodes", action="store_true",
                    help="keep the demo's episodes (forgotten open transactions, deadlock pairs, imports)")
@@ -221,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             workload = load(engine, args.filler_mb, args.sessions, args.seed, args.episodes)
             for part in (lambda out: bench_throughput(engine, work, args.rounds, out),
-                         lambda out: bench_workload(engine, workload, args.rounds, args.seconds, out)):
+                         lambda out: bench_workload(engine, workload, args.rounds, args.seconds, out),
+                         lambda out: bench_writers(engine, work, args.writers, args.rounds, args.seconds, out)):
                 out: list[str] = []
                 try:
                     part(out)

@@ -43,6 +43,8 @@ class CommitGate:
         self._under_way = 0
         self._shut = False
         self.held_back = 0  # commits waiting at the shut gate now
+        self.held_back_total = 0  # commits that ever waited there
+        self.longest_hold_seconds = 0.0  # the longest such wait
 
 
     def watch(self, conn: apsw.Connection) -> CommitPass:
@@ -55,9 +57,12 @@ class CommitGate:
         with self._cond:
             if self._shut:
                 self.held_back += 1
+                self.held_back_total += 1
+                since = time.monotonic()
                 while self._shut:
                     self._cond.wait()
                 self.held_back -= 1
+                self.longest_hold_seconds = max(self.longest_hold_seconds, time.monotonic() - since)
             self._under_way += 1
 
     def _leave(self) -> None:
