@@ -26,6 +26,36 @@ _DENIED = {apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH}
 # while it steps. So its text names the schema it rewrites, a schema change that takes the
 # schema's exclusive lock, and that one ATTACH is let through.
 _VACUUM = re.compile(r'\s*vacuum(?:\s+(?:"([^"]+)"|([A-Za-z_]\w*)))?\s*;?\s*\Z', re.IGNORECASE)
+# PRAGMAs a session may give a value to: those whose argument names what to read or check, and one
+# that lasts only to the end of the transaction. A value to any other would move a connection or a
+# file off what the engine set up, or write a file header outside the lock manager.
+_PRAGMA_ARGUMENTS = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list", "foreign_key_list",
+    "foreign_key_check", "integrity_check", "quick_check", "wal_checkpoint", "defer_foreign_keys",
+})
+_CONNECTION_SETUP = ("the engine sets every connection up itself; what may be tuned is a setting "
+                     "(PUT /api/v1/admin/config)")
+_OUTSIDE_LOCKS = ("it writes pages outside the engine's lock manager; use maintenance "
+                  "(POST /api/v1/admin/maintenance: vacuum, analyze)")
+_PRAGMA_REFUSALS = {
+    "journal_mode": "the engine keeps every schema in WAL mode, which its lock manager relies on (see wal_enabled)",
+    "locking_mode": "an exclusive file lock would shut every other session out inside SQLite",
+    "writable_schema": "it lets sqlite_master be edited behind SQLite's back, which can corrupt the database",
+    "schema_version": "it edits the schema cookie behind SQLite's back, which can corrupt the database",
+    "incremental_vacuum": _OUTSIDE_LOCKS,
+    "optimize": _OUTSIDE_LOCKS,
+}
+_PRAGMA_WRITES_WITHOUT_VALUE = frozenset({"incremental_vacuum", "optimize"})
+
+
+def pragma_refusal(name: str, value: str | None) -> str | None:
+    """Why a session may not run PRAGMA `name` (with `value`, None when it has none), or None."""
+    name = name.lower()
+    if name in _PRAGMA_WRITES_WITHOUT_VALUE or (value is not None and name not in _PRAGMA_ARGUMENTS):
+        return f"PRAGMA {name} is not allowed: {_PRAGMA_REFUSALS.get(name, _CONNECTION_SETUP)}"
+    return None
+
+
 # Leading keyword of transaction control; ROLLBACK TO (a savepoint) is not an end.
 _TXN_CONTROL = re.compile(r"\s*(?:(begin)(?:\s+(deferred|immediate|exclusive))?(?:\s+transaction)?"
                           r"|(commit|end)(?:\s+transaction)?|(rollback)(?:\s+transaction)?)\s*;?\s*\Z",
@@ -144,6 +174,10 @@ class AccessRecorder:
             self.pending.writes.add((db, p1))
         elif op in _SCHEMA_CHANGES and db != "temp":
             self.pending.writes.add((db or "main", "sqlite_master"))
+        elif op == apsw.SQLITE_PRAGMA and p1:
+            refusal = pragma_refusal(p1, p2)
+            if refusal:
+                raise SqlError(refusal)  # apsw hands it on from prepare: the statement never runs
         elif op == apsw.SQLITE_TRANSACTION:
             self.pending.transaction_control = True
         elif op == apsw.SQLITE_SAVEPOINT:
