@@ -50,6 +50,7 @@ import apsw  # noqa: E402
 from engine import Engine, EngineConfig  # noqa: E402
 from engine.backup_codec import KEY_ENV  # noqa: E402
 from engine.backup_records import BackupRecord, BackupStatus, BackupType  # noqa: E402
+from engine.config import ALLOWED_DIRS_ENV  # noqa: E402
 from engine.demo import DemoSchedule, DemoWorkload  # noqa: E402
 from engine.wal import CheckpointMode  # noqa: E402
 
@@ -374,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rdbtop-bench-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
+        os.environ[ALLOWED_DIRS_ENV] = str(work)  # part 3 restores its last backup there
         engine = Engine(data_dir=work / "data", config=EngineConfig()).start()
         try:
             workload = load(engine, args.filler_mb, args.sessions, args.seed, args.episodes)

@@ -49,7 +49,7 @@ from .backup_records import (MANIFEST, BackupFile, BackupRecord, BackupStatus, B
 from .backup_restore import install, integrity, is_live_directory, live_clash, materialize, replace_live
 from .backup_schedule import BackupSchedule, load_state, next_run, save_state
 from .backup_snapshot import StopSignal, Stopped, take
-from .config import path_problem
+from .config import outside_allowed, path_problem
 from .errors import Conflict, EngineError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -500,6 +500,9 @@ class BackupService:
         if overwrite_existing and is_live_directory(target, self._data_dir):
             return RestoreMode.IN_PLACE, None
         self._refuse_live(target)
+        problem = outside_allowed("target_database", target, self._data_dir)
+        if problem:
+            raise InvalidInput(problem, field="target_database")
         if not target.parent.is_dir():
             raise InvalidInput("target_database's parent directory must exist", field="target_database")
         if target.exists() and not overwrite_existing and (not target.is_dir() or any(target.iterdir())):
@@ -620,6 +623,9 @@ class BackupService:
     def set_schedule(self, schedule: BackupSchedule, by: str) -> BackupSchedule:
         try:
             schedule.validated(key_configured=not schedule.encryption or self._key() is not None)
+            problem = outside_allowed("destination", schedule.destination, self._data_dir)
+            if problem:
+                raise InvalidInput(problem, field="destination")
         except EngineError as exc:
             audit(by, "backup_schedule", "schedule", f"refused: {exc.message}")
             raise

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequest
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 MAX_PATH_CHARS = 4096
+ALLOWED_DIRS_ENV = "RDBTOP_ALLOWED_DIRS"
 
 
 class Applies(StrEnum):
@@ -51,8 +54,31 @@ def path_problem(name: str, value: str) -> str | None:
     return None
 
 
-def _path(value: str) -> str | None:
-    return path_problem("backup_dir", value)
+def allowed_roots(data_dir: Path | None = None) -> list[Path]:
+    """Where a path given through the API or the settings may lead: inside the data directory, or
+    inside a directory named in RDBTOP_ALLOWED_DIRS (absolute paths, os.pathsep between them), which
+    only whoever starts the engine can set. Real paths: symlinks and '..' are resolved."""
+    named = [d for d in os.environ.get(ALLOWED_DIRS_ENV, "").split(os.pathsep) if os.path.isabs(d)]
+    return [Path(os.path.realpath(d)) for d in ([data_dir] if data_dir is not None else []) + named]
+
+
+def outside_allowed(name: str, path: str | Path, data_dir: Path | None) -> str | None:
+    """RustyDB's "<name> must be ..." message when `path` leads outside `allowed_roots`, else None."""
+    real = Path(os.path.realpath(path))
+    if any(real == root or root in real.parents for root in allowed_roots(data_dir)):
+        return None
+    return f"{name} must be inside the data directory or a directory named in {ALLOWED_DIRS_ENV}"
+
+
+def _backup_dir(value: str) -> str | None:
+    problem = path_problem("backup_dir", value)
+    if problem or not value:
+        return problem
+    # relative paths are the data directory's, which this check cannot see: they may not climb out
+    if ".." in Path(value).parts or (os.path.isabs(value) and outside_allowed("backup_dir", value, None)):
+        return ("backup_dir must be a path inside the data directory (relative, without '..') or inside a "
+                f"directory named in {ALLOWED_DIRS_ENV}")
+    return None
 
 
 def _setting(default: Any, unit: str = "", lo: float | None = None, hi: float | None = None,
@@ -92,7 +118,8 @@ class EngineConfig:
     alert_default_cooldown_secs: float = _setting(300.0, "s", 0, 86400,
                                                   doc="cooldown of a new alert rule that names none")
     alert_history_size: int = _setting(1000, "alerts", 10, 100_000, doc="alerts kept, resolved ones dropped first")
-    backup_dir: str = _setting("", doc="where backups are written; empty means <data_dir>/backups", check=_path)
+    backup_dir: str = _setting("", doc="where backups are written: relative to the data directory (empty: backups), "
+                                           f"or absolute inside a directory named in {ALLOWED_DIRS_ENV}", check=_backup_dir)
 
     @classmethod
     def describe(cls) -> list[dict[str, Any]]:

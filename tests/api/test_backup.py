@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from engine import Engine
 from engine.api import create_app
 from engine.backup_codec import KEY_ENV
+from engine.config import ALLOWED_DIRS_ENV
 from engine.errors import SessionTerminated
 
 from .conftest import wait_until
@@ -22,6 +23,11 @@ API = "/api/v1/backup"
 @pytest.fixture(autouse=True)
 def _no_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _the_tests_directory_is_allowed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(ALLOWED_DIRS_ENV, str(tmp_path))
 
 
 @pytest.fixture
@@ -283,6 +289,20 @@ def test_bad_restore_requests_are_400(admin: TestClient, tmp_path: Path) -> None
         details = error(r, 400)["details"]  # the engine's check, or pydantic's for what is not even text
         assert (details if isinstance(details, dict) else details[0])["field"] == "target_database", bad
     assert list(tmp_path.iterdir()) == [] and admin.get(f"{API}/restores").json() == []
+
+
+def test_a_backup_dir_or_destination_that_escapes_is_refused_with_rustydb_messages(admin: TestClient,
+                                                                                   engine: Engine) -> None:
+    r = admin.put("/api/v1/admin/config", json={"backup_dir": "../../etc"})
+    assert r.status_code == 400, r.text
+    assert (r.json()["code"], r.json()["message"], r.json()["details"]) == (
+        "INVALID_INPUT", "backup_dir must be a path inside the data directory (relative, without '..') or inside a "
+                         f"directory named in {ALLOWED_DIRS_ENV}", {"field": "backup_dir"})
+    assert engine.config.backup_dir == ""
+    schedule = admin.get(f"{API}/schedule").json()
+    body = error(admin.put(f"{API}/schedule", json={**schedule, "destination": "/etc"}), 400)
+    assert body["details"] == {"field": "destination"} and body["message"].startswith("destination must be inside")
+    assert admin.get(f"{API}/schedule").json() == schedule
 
 
 def test_a_restore_onto_the_live_data_directory_by_another_name_is_409(admin: TestClient, engine: Engine,

@@ -17,7 +17,8 @@ from engine import Engine, ManualClock, SessionState, backup_restore
 from engine.backup_codec import KEY_ENV, KEY_FILE
 from engine.backup_records import MANIFEST, BackupRecord, BackupStatus, BackupType, RestoreMode, RestoreRecord
 from engine.backup_schedule import BackupSchedule
-from engine.errors import Conflict, InvalidInput, LockTimeout, NotFound, SessionTerminated
+from engine.config import ALLOWED_DIRS_ENV
+from engine.errors import Conflict, InvalidInput, InvalidRequest, LockTimeout, NotFound, SessionTerminated
 from enginetest import ENDLESS_SQL, wait_for_state, wait_until
 
 FULL, INCREMENTAL, DIFFERENTIAL = BackupType.FULL, BackupType.INCREMENTAL, BackupType.DIFFERENTIAL
@@ -108,6 +109,12 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(autouse=True)
 def _no_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _the_tests_directory_is_allowed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Restores and destinations go to the test's own directory, as an operator would allow one."""
+    monkeypatch.setenv(ALLOWED_DIRS_ENV, str(tmp_path))
 
 
 # -- full backups under load -------------------------------------------------------------------
@@ -803,3 +810,35 @@ def test_the_backup_dir_setting_moves_the_default_destination(engine: Engine, tm
     assert moved.directory.parent == tmp_path / "vault" and first.directory.exists()
     # the earlier destination still holds a backup, so it stays allowed
     assert backup(engine, destination=str(first.directory.parent)).directory.parent == first.directory.parent
+
+
+ESCAPE = ("backup_dir must be a path inside the data directory (relative, without '..') or inside a directory "
+          f"named in {ALLOWED_DIRS_ENV}")
+
+
+def test_paths_given_through_the_api_stay_where_the_operator_allows(engine: Engine, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    escape = tmp_path / "escape"
+    escape.symlink_to("/etc", target_is_directory=True)
+    for value in ("../../etc", "backups/../../etc", "/etc", str(escape), str(tmp_path / ".." / "elsewhere")):
+        with pytest.raises(InvalidRequest) as refused:
+            engine.reconfigure(backup_dir=value)
+        assert (refused.value.message, refused.value.details) == (ESCAPE, {"field": "backup_dir"}), value
+    assert engine.config.backup_dir == ""
+    for destination in ("/etc", str(escape)):
+        with pytest.raises(InvalidInput, match=f"^destination must be inside the data directory or a directory "
+                                               f"named in {ALLOWED_DIRS_ENV}$"):
+            engine.backup.set_schedule(BackupSchedule(destination=destination), "tester")
+    record = backup(engine)
+    with pytest.raises(InvalidInput, match="^target_database must be inside the data directory or a directory"):
+        engine.backup.restore(record.backup_id, "tester", target_database=str(escape / "restored"))
+
+    engine.reconfigure(backup_dir="vault/nightly")  # inside the data directory: always allowed
+    assert backup(engine).directory.parent == engine.storage.data_dir / "vault" / "nightly"
+    engine.reconfigure(backup_dir=str(tmp_path / "vault"))  # inside a directory the operator named
+    monkeypatch.delenv(ALLOWED_DIRS_ENV)
+    with pytest.raises(InvalidRequest, match="backup_dir must be a path inside the data directory"):
+        engine.reconfigure(backup_dir=str(tmp_path / "vault"))
+    with pytest.raises(InvalidInput, match="^target_database must be inside"):
+        engine.backup.restore(record.backup_id, "tester", target_database=str(tmp_path / "restored"))
+    assert not (tmp_path / "restored").exists()
