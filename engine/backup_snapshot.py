@@ -10,7 +10,7 @@ in WAL mode an open reader never blocks writers, and because the source connecti
 snapshot, writes that land meanwhile neither show up in the copy nor make the backup API start
 over. A commit still under way when the gate shuts (a text of several autocommit writes runs on
 after its first commit) is waited for at most SHUT_PATIENCE_SECONDS; then the commits are let go
-and the backup tries again.
+and the backup tries again after a pause that doubles each time.
 
 `schema_locks` is for what must keep the engine's writers out for a while, such as an in-place
 restore: it takes the lock manager's locks on every schema file, without queueing while it holds any.
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .transactions import Transaction
 
 SHUT_PATIENCE_SECONDS = 0.05
+MAX_RETRY_PAUSE_SECONDS = 1.0
 LOCK_TRY_SECONDS = 1.0
 TRY_PAUSE_SECONDS = 0.005
 PAGES_PER_STEP = 256
@@ -119,6 +120,7 @@ def _timeout_error(engine: Engine, resource: Resource, mode: LockMode) -> Callab
 
 def _fix_moment(engine: Engine, src: apsw.Connection, schemas: list[str], signal: StopSignal) -> float:
     """Open `src`'s read transaction on every schema file at one moment between commits; return its time."""
+    pause = SHUT_PATIENCE_SECONDS
     while True:
         signal.check()
         with engine.storage.commits.shut(SHUT_PATIENCE_SECONDS) as quiet:
@@ -127,7 +129,9 @@ def _fix_moment(engine: Engine, src: apsw.Connection, schemas: list[str], signal
                 for name in schemas:
                     src.execute(f'SELECT count(*) FROM "{name}".sqlite_master').fetchall()
                 return engine.clock.time()
-        signal.event.wait(SHUT_PATIENCE_SECONDS)
+        # the commits go on meanwhile, for longer each time: a backup costs writers a bounded share
+        signal.event.wait(pause)
+        pause = min(pause * 2, MAX_RETRY_PAUSE_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from engine.backup_records import MANIFEST, BackupRecord, BackupStatus, BackupTy
 from engine.backup_schedule import BackupSchedule
 from engine.config import ALLOWED_DIRS_ENV
 from engine.errors import Conflict, InvalidInput, InvalidRequest, LockTimeout, NotFound, SessionTerminated
+from engine.storage import CommitGate, CommitPass
 from enginetest import ENDLESS_SQL, wait_for_state, wait_until
 
 FULL, INCREMENTAL, DIFFERENTIAL = BackupType.FULL, BackupType.INCREMENTAL, BackupType.DIFFERENTIAL
@@ -302,6 +303,24 @@ def test_a_backup_waits_for_no_lock_and_holds_none(engine: Engine, make_engine, 
     assert not [lk for lk in engine.locks.locks() if lk.session_id != holder.id]
     restore_into(engine, record.backup_id, tmp_path / "r")
     assert rows_of(make_engine, tmp_path / "r")["sales.orders"][0] == (1, "alice", 10.0)  # what was committed
+
+
+def test_the_commit_gate_holds_commits_back_only_while_shut_and_waits_for_one_under_way(background) -> None:
+    gate = CommitGate()
+    under_way, next_one = CommitPass(gate), CommitPass(gate)
+    assert under_way() is False  # SQLite's commit hook: the commit goes ahead
+    with gate.shut(0.01) as quiet:
+        assert not quiet  # it did not leave in time: the moment is not to be used
+    under_way.leave()
+    with gate.shut(10.0) as quiet:
+        assert quiet
+        committing = background(next_one)
+        wait_until(lambda: gate.held_back == 1, message="the next commit to wait at the gate")
+        assert not committing.done
+    assert committing.result() is False and gate.held_back == 0 and gate.held_back_total == 1
+    next_one.leave()
+    with gate.shut(10.0) as quiet:
+        assert quiet
 
 
 def test_a_full_backup_records_real_sizes_checksums_and_times(engine: Engine) -> None:
