@@ -745,7 +745,7 @@ class DemoWorkload:
                             "import": _Ticker(t0, s.import_first, s.import_every),
                             "forgotten": _Ticker(t0, s.forgotten_first, s.forgotten_every)}
             locks = self.engine.locks
-            self._base = (locks.lock_waits_total, locks.lock_timeouts_total, _deadlocks_total(self.engine))
+            self._base = (locks.lock_waits_total, locks.lock_timeouts_total, locks.deadlocks_total)
             self._workers = workers
             self._started, self._stopped = t0, None
             for w in workers:
@@ -805,14 +805,8 @@ class DemoWorkload:
         end = self._stopped or time.monotonic()
         seconds = end - self._started if self._started is not None else 0.0
         return DemoSummary(seconds, self.sessions, self.seed, statements, commits, rollbacks, errors,
-                           locks.lock_waits_total - waits0, _deadlocks_total(self.engine) - deadlocks0,
+                           locks.lock_waits_total - waits0, locks.deadlocks_total - deadlocks0,
                            locks.lock_timeouts_total - timeouts0, counts)
-
-
-def _deadlocks_total(engine: Engine) -> int:
-    # the history is bounded, but ids count every deadlock ever found
-    history = engine.locks.deadlocks
-    return history[-1].deadlock_id if history else 0
 
 
 def run_demo(data_dir: str | Path | None = None, sessions: int = 8, seed: int = 42, seconds: float = 30.0,

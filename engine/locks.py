@@ -142,7 +142,7 @@ class LockManager:
         self._held: dict[int, set[Resource]] = {}
         self._waiting: dict[int, _Waiter] = {}
         self._deadlock_ids = itertools.count(1)
-        self.deadlocks: deque[Deadlock] = deque(maxlen=history)
+        self._deadlocks: deque[Deadlock] = deque(maxlen=history)
         self.lock_waits_total = 0
         self.lock_timeouts_total = 0
         self.deadlocks_total = 0
@@ -327,6 +327,12 @@ class LockManager:
                         first_x_waiter = first_x_waiter or w.txn
         return out
 
+    @property
+    def deadlocks(self) -> tuple[Deadlock, ...]:
+        """The bounded deadlock history, oldest first: a copy, as the detector appends while it is read."""
+        with self._mutex:
+            return tuple(self._deadlocks)
+
     def edges(self) -> list[WaitEdge]:
         with self._mutex:
             return [self._edge(w, b) for w in self._waiting.values() for b in self._blockers(w)]
@@ -386,7 +392,7 @@ class LockManager:
                 waiter = self._waiting[victim.id]
                 waiter.error = make_error(deadlock)
                 self._drop_waiter(waiter)
-                self.deadlocks.append(deadlock)
+                self._deadlocks.append(deadlock)
                 self.deadlocks_total += 1
                 found.append(deadlock)
         return found

@@ -283,8 +283,10 @@ class StatementStats:
         record_call(accs, stmt.sql_id, ms, stmt.rows, stmt.rows_written, stmt.error_code is not None,
                     stmt.started_at)
         if ms >= self.slow_ms:
-            self._slow_log.append(SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql,
-                                                stmt.started_at, ms, stmt.rows, stmt.error_code, stmt.username))
+            slow = SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql, stmt.started_at, ms,
+                                 stmt.rows, stmt.error_code, stmt.username)
+            with self._mutex:
+                self._slow_log.append(slow)
         if stmt.vm_steps is not None:
             self._add_profile(stmt)
 
@@ -367,8 +369,10 @@ class StatementStats:
         return out
 
     @property
-    def slow_log(self) -> deque[SlowStatement]:
-        return self._slow_log
+    def slow_log(self) -> tuple[SlowStatement, ...]:
+        """The bounded slow log, oldest first: a copy, as sessions' threads append while it is read."""
+        with self._mutex:
+            return tuple(self._slow_log)
 
     def _fingerprint(self, key: str, acc: Accumulator) -> FingerprintStats:
         hist = LatencyHistogram()
@@ -418,9 +422,10 @@ class StatementStats:
         self._ticks.append((self._clock.monotonic(), self.statements_total, transactions_total))
 
     def rates(self) -> Rates:
-        if len(self._ticks) < 2:
+        ticks = tuple(self._ticks)  # one copy: the sampler appends (and drops the oldest) meanwhile
+        if len(ticks) < 2:
             return Rates(0.0, 0.0)
-        (t0, s0, x0), (t1, s1, x1) = self._ticks[0], self._ticks[-1]
+        (t0, s0, x0), (t1, s1, x1) = ticks[0], ticks[-1]
         span = t1 - t0
         if span <= 0:
             return Rates(0.0, 0.0)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from ..auth import ApiRole, Forbidden, Principal
+from ..auth import ApiRole, Forbidden, Principal, Unauthorized
 from ..engine import Engine
 
 _bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/login")
@@ -26,6 +26,9 @@ def current_principal(request: Request,
                       bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
                       api_key: Annotated[str | None, Depends(_api_key)]) -> Principal:
     engine: Engine = request.app.state.engine
+    if bearer is None and request.headers.get("authorization") is not None:
+        # a credential we cannot read is refused, not skipped for the X-API-Key beside it
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     return engine.auth.authenticate(bearer.credentials if bearer else None, api_key)
 
 

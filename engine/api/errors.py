@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from urllib.parse import parse_qsl
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth import Forbidden, RateLimited, Unauthorized
@@ -93,9 +95,13 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route for {request.method} {request.url.path}"
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
             message = f"method {request.method} is not allowed on {request.url.path}"
-        return error_response(request, exc.status_code, code, message, headers=dict(exc.headers or {}))
+            documented = allowed_methods(request)
+            if documented is not None:
+                headers["Allow"] = ", ".join(documented)
+        return error_response(request, exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -103,6 +109,29 @@ def install_error_handlers(app: FastAPI) -> None:
                   request_id_of(request), exc_info=exc)
         return error_response(request, 500, "INTERNAL_ERROR",
                               "internal error; the server log has the details under this request_id")
+
+
+def allowed_methods(request: Request) -> list[str] | None:
+    """The methods the OpenAPI document gives the path's most specific template (literal segments
+    beat parameters: /backup/list before /backup/{backup_id}); None for a path it does not describe.
+
+    Starlette's own Allow names the methods of one route only, and FastAPI makes a route per method."""
+    table: list[tuple[int, re.Pattern[str], list[str]]] | None = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for template, operations in request.app.openapi()["paths"].items():
+            pattern = re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$")
+            methods = {m.upper() for m in operations} & _HTTP_METHODS
+            if "GET" in methods:
+                methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+            table.append((template.count("{"), pattern, sorted(methods)))
+        table.sort(key=lambda row: row[0])
+        request.app.state.allow_table = table
+    path = request.url.path
+    return next((methods for _, pattern, methods in table if pattern.match(path)), None)
+
+
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
 
 
 class RequestContext:

@@ -70,10 +70,20 @@ def test_bad_input_is_400_naming_the_field(client: TestClient, headers: dict) ->
 def test_wrong_method_unknown_path_and_large_body(client: TestClient) -> None:
     r = client.put("/api/v1/sessions")
     assert (r.status_code, r.json()["code"]) == (405, "METHOD_NOT_ALLOWED")
+    assert r.headers["Allow"] == "GET, HEAD"
     r = client.get("/api/v1/no/such/thing")
     assert (r.status_code, r.json()["code"]) == (404, "NOT_FOUND")
     r = client.post("/api/v1/auth/login", content=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"})
     assert (r.status_code, r.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
+
+
+def test_a_405_allows_every_method_the_path_serves(client: TestClient) -> None:
+    # one route per method: each of these paths has routes for several
+    for path, allowed in (("/api/v1/sessions/1", "DELETE, GET, HEAD"), ("/api/v1/admin/config", "GET, HEAD, PUT"),
+                          ("/api/v1/alerts/rules/r1", "DELETE, GET, HEAD, PUT"),
+                          ("/api/v1/diagnostics/incidents/1", "GET, HEAD, PATCH")):
+        r = client.options(path)
+        assert (r.status_code, r.headers["Allow"]) == (405, allowed), path
 
 
 def test_unexpected_exception_is_500_with_request_id(engine: Engine, client: TestClient, headers: dict,
@@ -102,6 +112,14 @@ def test_an_api_key_also_works_as_a_bearer_token(engine: Engine, client: TestCli
     r = client.delete("/api/v1/sessions/1", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 403  # with the key's own role, not more
     assert client.get("/api/v1/sessions", headers={"Authorization": "Bearer rdb_unknown"}).status_code == 401
+
+
+def test_an_authorization_header_that_is_not_a_bearer_token_is_refused(engine: Engine, client: TestClient) -> None:
+    key = engine.auth.create_api_key("admin")
+    for value in ("Basic YWRtaW46eA==", "garbage", "Bearer"):
+        r = client.get("/api/v1/admin/config", headers={"X-API-Key": key, "Authorization": value})
+        assert (r.status_code, r.json()["code"]) == (401, "UNAUTHORIZED"), value
+    assert client.get("/api/v1/admin/config", headers={"X-API-Key": key}).status_code == 200
 
 
 def test_validate_answers_for_api_keys_too(engine: Engine, client: TestClient) -> None:

@@ -192,7 +192,7 @@ def query_stats(engine: EngineDep, _: Monitor,
     latency = stats.latency
     fingerprints = stats.fingerprints()
     top = sorted(fingerprints, key=lambda fp: fp.total_ms, reverse=True)[:top_limit]
-    slow = list(stats.slow_log)
+    slow = stats.slow_log
     newest = slow[::-1][:slow_limit]
     return QueryStatsResponse(
         total_queries=latency.total, queries_per_second=round(stats.rates().statements_per_second, 3),

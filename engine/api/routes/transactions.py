@@ -366,7 +366,7 @@ def lock_graph(engine: EngineDep, _: Monitor) -> LockWaitGraphWithTree:
 @router.get("/deadlocks", response_model=list[DeadlockInfo])
 def deadlocks(engine: EngineDep, _: Monitor) -> list[DeadlockInfo]:
     """Deadlocks the engine broke, newest first (a bounded history)."""
-    return [DeadlockInfo.of(d) for d in reversed(list(engine.locks.deadlocks))]
+    return [DeadlockInfo.of(d) for d in reversed(engine.locks.deadlocks)]
 
 
 @router.post("/deadlocks/detect", response_model=DeadlockDetection)
