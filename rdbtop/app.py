@@ -97,6 +97,9 @@ class RdbTop(App[int]):
         Binding("b", "backup", "Backup", show=False),
         *(Binding(str(i), f"pane('{pane.key}')", pane.title, show=False) for i, pane in enumerate(PANES, 1)),
     ]
+    # the console's own actions and the palette: none runs while a dialog is open (Textual's focus
+    # actions, Tab in a dialog, are not among them)
+    CONSOLE_ACTIONS = frozenset(b.action.partition("(")[0] for b in BINDINGS) | {"command_palette"}
 
     def __init__(self, settings: Settings, source: Source, clock: Callable[[], float] = time.time) -> None:
         monochrome = "NO_COLOR" in os.environ
@@ -205,6 +208,8 @@ class RdbTop(App[int]):
         return self.settings.mutations_allowed and self.role != "monitor"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.CONSOLE_ACTIONS and (self.actions.asking or len(self.screen_stack) > 1):
+            return False  # a dialog is open, or about to be: a key typed there is never a console key
         if action in MUTATING and not self.mutations_allowed:
             return False  # hidden and inert: read-only and watch mode have no actions at all
         if action in PROMPTING and self.settings.watch:
