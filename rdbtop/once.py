@@ -1,7 +1,7 @@
 """`rdbtop --once [--json]`: one snapshot printed for scripts and tickets, then exit.
 
-Exit codes: 0 printed; 2 the server could not be reached (or refused our credentials); 1 any
-other failure.
+Exit codes (also in `rdbtop --help`): 0 printed; 1 any other failure; 2 the server could not be
+reached; 3 the server refused our credentials (key, token or password).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from .client import ApiFailure, ClientError, Unreachable
+from .client import ClientError, CredentialsRefused, Unreachable
 from .format import age, duration, size
 from .model import Snapshot
 from .poller import Poller
 from .safe import safe_text
 from .sources import Source
 
-EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3
 EMBEDDED_WARMUP_SECONDS = 2.0
 SQL_WIDTH = 60
 
@@ -82,9 +82,9 @@ async def run_once(source: Source, as_json: bool, embedded: bool, out: TextIO = 
     except Unreachable as exc:
         print(f"rdbtop: {exc}", file=err)
         return EXIT_UNREACHABLE
-    except ApiFailure as exc:
-        print(f"rdbtop: {exc}", file=err)
-        return EXIT_UNREACHABLE if exc.status == 401 else EXIT_FAILED
+    except CredentialsRefused as exc:
+        print(f"rdbtop: credentials refused: {exc}", file=err)
+        return EXIT_REFUSED
     except ClientError as exc:
         print(f"rdbtop: {exc}", file=err)
         return EXIT_FAILED

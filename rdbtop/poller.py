@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .client import ApiFailure, ClientError, NotServed, RdbClient, Unreachable
+from .client import ApiFailure, ClientError, CredentialsRefused, NotServed, RdbClient, Unreachable
 from .model import (
     ActiveQuery,
     Alert,
@@ -170,7 +170,7 @@ class Poller:
                                                         top_limit=10, start_time=int(now) - self.ash_window)
         results = dict(zip(calls, await asyncio.gather(*calls.values(), return_exceptions=True), strict=True))
         for value in results.values():
-            if isinstance(value, Unreachable):
+            if isinstance(value, (Unreachable, CredentialsRefused)):  # the whole poll, not one area
                 raise value
             if isinstance(value, BaseException) and not isinstance(value, ClientError):
                 raise value
@@ -271,11 +271,16 @@ class Poller:
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self, deliver: Callable[[Snapshot], None],
-                  failed: Callable[[ClientError, float], None]) -> None:
+                  failed: Callable[[ClientError, float | None], None]) -> None:
+        """Poll until cancelled, or until the server refuses our credentials (failed(exc, None)):
+        polling again with them would only be refused again."""
         while True:
             self._wake.clear()  # before the poll: a poll_now() while it runs (a pane switch) asks for another
             try:
                 snap = await asyncio.wait_for(self.snapshot(), POLL_TIMEOUT)
+            except CredentialsRefused as exc:
+                failed(exc, None)
+                return
             except (ClientError, TimeoutError) as exc:
                 self.failures += 1
                 self._info = None  # a restarted server has a new uptime and maybe a new version

@@ -76,6 +76,7 @@ class FakeServer:
         self.role: str | None = None  # what /auth/validate says: None for an API key (it cannot tell)
         self.not_served: set[str] = set()  # path prefixes answered with a route 404
         self.forbidden: set[str] = set()  # path prefixes answered with 403
+        self.refuse = False  # every call answered 401, as for a wrong key
         self.ash_top = {"sql_id": [{"key": "f00d", "samples": 30, "percent": 60.0, "average_active_sessions": 2.0,
                                     "example": "UPDATE inventory.stock SET quantity = quantity - ?"}],
                         "session": [{"key": "2", "samples": 20, "percent": 40.0, "average_active_sessions": 1.3,
@@ -102,6 +103,8 @@ class FakeServer:
         self.calls.append((request.method, path, body))
         if request.method == "GET":
             self.reads.append((path, dict(request.url.params)))
+        if self.refuse and path != "/api/v1/auth/validate":
+            return self._error(401, "UNAUTHORIZED", "invalid API key")
         if any(path.startswith(p) for p in self.not_served):
             return self._error(404, "NOT_FOUND", f"no route for {request.method} {path}")
         if any(path.startswith(p) for p in self.forbidden):
