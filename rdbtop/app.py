@@ -20,7 +20,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from .actions import Actions
 from .client import ClientError, CredentialsRefused, RdbClient
 from .config import Settings, user_themes_dir
-from .format import duration
+from .format import duration, victim_note
 from .model import ActiveQuery, Session, Snapshot
 from .panes import PANES
 from .panes.base import Filter, History, Pane, SessionTarget, View
@@ -501,6 +501,11 @@ class RdbTop(App[int]):
             self.notify("Select a waiting session first.")
             return
         root = self.shown.root_blocker_of(target.session_id)
+        group = self.shown.group_of(target.session_id) if root is None else None
+        if group is not None and group.cycle:
+            self.notify(f"Session {target.session_id} is in or behind deadlock cycle {group.cycle_text()}, which has "
+                        f"no root blocker: {victim_note(self.shown)}.", severity="warning")
+            return
         if root is None:
             self.notify(f"Session {target.session_id} is not waiting for anyone.")
             return

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .client import ClientError, CredentialsRefused, Unreachable
-from .format import age, duration, size
+from .format import age, duration, size, tree_summary, victim_note
 from .model import Snapshot
 from .poller import Poller
 from .safe import safe_text
@@ -55,9 +55,15 @@ def render(snap: Snapshot, console: Console) -> None:
     console.print(_table("Active queries", ["query", "session", "user", "elapsed", "wait", "sql"],
                          [[q.query_id, q.session_id, q.username, duration((q.elapsed_ms or 0) / 1000), q.wait_event,
                            q.sql] for q in snap.queries]))
-    tree = [[("  " * depth) + str(n.session_id), n.username, n.resource, duration(n.wait_seconds), n.sql]
-            for root in snap.blocking_tree for depth, _, n in root.walk()]
-    console.print(_table("Blocking tree", ["session", "user", "waits for", "waiting", "sql"], tree))
+    groups = snap.blocking_groups()
+    tree: list[list[Any]] = []
+    for group in groups:
+        if group.cycle:
+            tree.append([f"deadlock cycle {group.cycle_text()}", None, None, None, victim_note(snap)])
+        tree.extend([("  " * (depth + bool(group.cycle))) + str(n.session_id), n.username, n.resource,
+                     duration(n.wait_seconds) if depth or group.cycle else None, n.sql] for depth, _, n in group.rows)
+    console.print(_table(f"Blocking tree: {tree_summary(groups)}", ["session", "user", "waits for", "waiting", "sql"],
+                         tree))
     for area in ("alerts", "backups"):
         if area in snap.missing:
             console.print(safe_text(f"{area}: {snap.missing[area]}"))
