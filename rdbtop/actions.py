@@ -8,8 +8,11 @@ server errors come back as notifications, in words.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
+
+from textual.screen import ModalScreen
 
 from .client import ApiFailure, ClientError, NotServed, Unreachable
 from .format import age
@@ -39,6 +42,9 @@ def in_words(exc: ClientError, what: str) -> str:
 class Actions:
     def __init__(self, app: RdbTop) -> None:
         self.app = app
+        # From an action key to the answer of its last dialog: keys typed meanwhile belong to the
+        # dialogs (or to nothing), never to the console's own keys.
+        self.asking = False
 
     def _run(self, flow: Coroutine[Any, Any, None]) -> None:
         self.app.run_worker(flow, group="action", exit_on_error=False)
@@ -60,11 +66,31 @@ class Actions:
     def _warn(self, message: str) -> None:
         self.app.notify(message, severity="warning", timeout=10)
 
-    async def _confirmed(self, screen: ConfirmScreen, declined: str) -> str | None:
-        answer = await self.app.push_screen_wait(screen)
-        if answer is None:
-            self.app.notify(declined)
+    def _ask(self, screen: ModalScreen[Any], last: bool = True) -> asyncio.Future[Any]:
+        """Open a dialog now, in the handler of the key that asked for it, and return its answer to come.
+
+        Keys typed right after that key are queued behind it and so land in the dialog. A dialog
+        pushed from the flow's worker came after them: the text meant for an acknowledgement's
+        note ran as console keys (`b` opened the backup dialog). A flow's later dialogs (after
+        the first answer) are opened from its worker; `asking` keeps the console's keys off
+        until the last one is answered."""
+        self.asking = True
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def answered(result: Any) -> None:
+            if last or result is None:
+                self.asking = False  # the flow asks nothing more
+            if not answer.done():
+                answer.set_result(result)
+
+        self.app.push_screen(screen, answered)
         return answer
+
+    async def _confirmed(self, answer: asyncio.Future[str | None], declined: str) -> str | None:
+        result = await answer
+        if result is None:
+            self.app.notify(declined)
+        return result
 
     async def _send(self, method: str, path: str, body: Any, what: str) -> tuple[bool, Any]:
         """(True, the answer), or (False, None) after telling the user in words why not."""
@@ -110,40 +136,39 @@ class Actions:
         elif not t.query_id:
             self.app.notify(f"Session {t.session_id} runs no statement: nothing to cancel.")
         elif self._ready():
-            self._run(self._cancel(t))
-
-    async def _cancel(self, t: SessionTarget) -> None:
-        if await self._confirmed(ConfirmScreen(
+            self._run(self._cancel(t, self._ask(ConfirmScreen(
                 f"Cancel the statement of session {t.session_id}?",
                 [("session", t.session_id), ("user", t.username), ("query", t.query_id), ("SQL", t.sql)],
-                "Only this statement is interrupted; the session stays connected."), "Nothing was cancelled.") is None:
+                "Only this statement is interrupted; the session stays connected."))))
+
+    async def _cancel(self, t: SessionTarget, answer: asyncio.Future[str | None]) -> None:
+        if await self._confirmed(answer, "Nothing was canceled.") is None:
             return
-        current = await self._current(t, "cancelled")
+        current = await self._current(t, "canceled")
         if current is None:
             return
         now_id = str_(current, "current_query_id")
         changed = now_id != t.query_id if "current_query_id" in current else str_(current, "current_query") != t.sql
         if changed:
             self._warn(f"The statement of session {t.session_id} changed since the screen was drawn "
-                       f"(was {t.query_id}, now {now_id or 'none'}): nothing was cancelled.")
+                       f"(was {t.query_id}, now {now_id or 'none'}): nothing was canceled.")
             return
         ok, body = await self._send("POST", f"/api/v1/query/{t.query_id}/cancel", {"reason": "rdbtop console"},
                                     f"cancel {t.query_id} of session {t.session_id}")
         if ok:
-            self._done(str_(body, "message") or f"Statement {t.query_id} of session {t.session_id} cancelled.")
+            self._done(str_(body, "message") or f"Statement {t.query_id} of session {t.session_id} canceled.")
 
     def terminate(self, t: SessionTarget | None) -> None:
         if t is None:
             self.app.notify("Select a session first.")
         elif self._ready():
-            self._run(self._terminate(t))
-
-    async def _terminate(self, t: SessionTarget) -> None:
-        if await self._confirmed(ConfirmScreen(
+            self._run(self._terminate(t, self._ask(ConfirmScreen(
                 f"Terminate session {t.session_id}?",
                 [("session", t.session_id), ("user", t.username), ("query", t.query_id or "none"), ("SQL", t.sql)],
-                "The session is disconnected; its open transaction is rolled back."),
-                "Nothing was terminated.") is None:
+                "The session is disconnected; its open transaction is rolled back."))))
+
+    async def _terminate(self, t: SessionTarget, answer: asyncio.Future[str | None]) -> None:
+        if await self._confirmed(answer, "Nothing was terminated.") is None:
             return
         if await self._current(t, "terminated") is None:
             return
@@ -160,16 +185,14 @@ class Actions:
         elif alert.status != "firing":
             self.app.notify(f"Alert {alert.alert_id} is {alert.status}: nothing to acknowledge.")
         elif self._ready():
-            self._run(self._acknowledge(alert))
+            self._run(self._acknowledge(alert, self._ask(ConfirmScreen(
+                f"Acknowledge alert {alert.alert_id}?",
+                [("alert", alert.alert_id), ("severity", alert.severity), ("title", alert.title),
+                 ("since", age(alert.triggered_at, self.app.clock()))],
+                "Acknowledge it (others see who did)?", note="optional note, e.g. what you are doing about it"))))
 
-    async def _acknowledge(self, alert: Alert) -> None:
-        now = self.app.clock()
-        note = await self._confirmed(ConfirmScreen(
-            f"Acknowledge alert {alert.alert_id}?",
-            [("alert", alert.alert_id), ("severity", alert.severity), ("title", alert.title),
-             ("since", age(alert.triggered_at, now))],
-            "Acknowledge it (others see who did)?", note="optional note, e.g. what you are doing about it"),
-            "Nothing was acknowledged.")
+    async def _acknowledge(self, alert: Alert, answer: asyncio.Future[str | None]) -> None:
+        note = await self._confirmed(answer, "Nothing was acknowledged.")
         if note is None:
             return
         ok, _ = await self._send("POST", f"/api/v1/alerts/{alert.alert_id}/acknowledge",
@@ -179,17 +202,17 @@ class Actions:
 
     def maintenance(self) -> None:
         if self._ready():
-            self._run(self._maintenance())
+            self._run(self._maintenance(self._ask(MaintenanceScreen(), last=False)))
 
-    async def _maintenance(self) -> None:
-        choice = await self.app.push_screen_wait(MaintenanceScreen())
+    async def _maintenance(self, chosen: asyncio.Future[tuple[str, str | None] | None]) -> None:
+        choice = await chosen
         if choice is None:
             return
         operation, target = choice
-        if await self._confirmed(ConfirmScreen(
+        if await self._confirmed(self._ask(ConfirmScreen(
                 f"Run {operation}?", [("operation", operation), ("target", target or "everything"),
                                       ("server", self.app.source.label)],
-                "It runs on the server as a job; heavy operations slow other sessions."),
+                "It runs on the server as a job; heavy operations slow other sessions.")),
                 "No maintenance was started.") is None:
             return
         ok, body = await self._send("POST", "/api/v1/admin/maintenance", {"operation": operation, "target": target},
@@ -199,18 +222,19 @@ class Actions:
             self._done(f"{operation} on {target or 'everything'} started" + (f" (job {job})." if job else "."))
 
     def backup(self) -> None:
-        if self._ready():
-            self._run(self._backup())
-
-    async def _backup(self) -> None:
+        if not self._ready():
+            return
         snap = self.app.latest
         good = [b for b in snap.backups if b.good] if snap else []
         last = max((b.completion_time or b.start_time or 0 for b in good), default=None)
-        if await self._confirmed(ConfirmScreen(
-                "Start a full backup?",
-                [("server", self.app.source.label), ("type", "full"),
-                 ("last good", "none" if last is None else f"{age(last, self.app.clock())} ago")],
-                "The backup runs on the server while sessions go on."), "No backup was started.") is None:
+        self._run(self._backup(self._ask(ConfirmScreen(
+            "Start a full backup?",
+            [("server", self.app.source.label), ("type", "full"),
+             ("last good", "none" if last is None else f"{age(last, self.app.clock())} ago")],
+            "The backup runs on the server while sessions go on."))))
+
+    async def _backup(self, answer: asyncio.Future[str | None]) -> None:
+        if await self._confirmed(answer, "No backup was started.") is None:
             return
         ok, body = await self._send("POST", "/api/v1/backup/full", {"backup_type": "full"}, "start a backup")
         if ok:

@@ -18,9 +18,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from .actions import Actions
-from .client import ClientError, RdbClient
+from .client import ClientError, CredentialsRefused, RdbClient
 from .config import Settings, user_themes_dir
-from .format import duration
+from .format import duration, victim_note
 from .model import ActiveQuery, Session, Snapshot
 from .panes import PANES
 from .panes.base import Filter, History, Pane, SessionTarget, View
@@ -41,7 +41,7 @@ from .themes import (
     load_themes,
 )
 from .widgets.banner import Banner
-from .widgets.line import Line
+from .widgets.line import Line, Part, fit
 from .widgets.table import KeyedTable
 
 MUTATING = {"cancel_query", "terminate", "acknowledge", "maintenance", "backup"}
@@ -97,6 +97,9 @@ class RdbTop(App[int]):
         Binding("b", "backup", "Backup", show=False),
         *(Binding(str(i), f"pane('{pane.key}')", pane.title, show=False) for i, pane in enumerate(PANES, 1)),
     ]
+    # the console's own actions and the palette: none runs while a dialog is open (Textual's focus
+    # actions, Tab in a dialog, are not among them)
+    CONSOLE_ACTIONS = frozenset(b.action.partition("(")[0] for b in BINDINGS) | {"command_palette"}
 
     def __init__(self, settings: Settings, source: Source, clock: Callable[[], float] = time.time) -> None:
         monochrome = "NO_COLOR" in os.environ
@@ -126,7 +129,9 @@ class RdbTop(App[int]):
         self.sorts: dict[str, int] = {}
         self.ash_window = ASH_WINDOWS[1]
         self.interval = settings.interval
-        self.role: str | None = None  # the caller's role, when the server says (login tokens only)
+        self.role: str | None = None  # the caller's role, when the server says
+        self.role_asked = False  # the server was asked for it (it may not tell)
+        self.refused: CredentialsRefused | None = None  # the server refuses our credentials: not polling
         self.down_since: float | None = None
         self.down_reason = ""
         self.retry_in = 0.0
@@ -205,6 +210,8 @@ class RdbTop(App[int]):
         return self.settings.mutations_allowed and self.role != "monitor"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.CONSOLE_ACTIONS and (self.actions.asking or len(self.screen_stack) > 1):
+            return False  # a dialog is open, or about to be: a key typed there is never a console key
         if action in MUTATING and not self.mutations_allowed:
             return False  # hidden and inert: read-only and watch mode have no actions at all
         if action in PROMPTING and self.settings.watch:
@@ -228,7 +235,10 @@ class RdbTop(App[int]):
         while self.client is None:
             try:
                 self.client = await self.source.open()
-            except Exception as exc:  # any start-up failure (engine, login) is shown, then retried
+            except CredentialsRefused as exc:  # a login refused: trying it again changes nothing
+                self.failed(exc, None)
+                return
+            except Exception as exc:  # any other start-up failure (engine, network) is shown, then retried
                 failures += 1
                 delay = min(MAX_BACKOFF, self.interval * 2 ** min(failures - 1, 6))
                 reason = str(exc) if isinstance(exc, ClientError) else f"{type(exc).__name__}: {exc}"
@@ -247,6 +257,7 @@ class RdbTop(App[int]):
 
     async def _learn_role(self) -> None:
         self.role = await self.actions.role()
+        self.role_asked = True
         self.refresh_bindings()
         self._update_status()
 
@@ -296,14 +307,21 @@ class RdbTop(App[int]):
             self.draw()
         self._update_status()
 
-    def failed(self, exc: ClientError, retry_in: float) -> None:
+    def failed(self, exc: ClientError, retry_in: float | None) -> None:
+        """The server did not answer (retried in `retry_in` s), or refused our credentials (None: not retried)."""
         if not self.is_running:
+            return
+        if isinstance(exc, CredentialsRefused):
+            self.refused = exc
+            self.tabs.add_class("stale")
+            self.banner.show_refused(str(exc), self.latest.taken_at if self.latest else None)
+            self._update_status()
             return
         if self.down_since is None:
             self.down_since = self.clock()
             self.tabs.add_class("stale")
         self.down_reason = str(exc)
-        self.retry_in = retry_in
+        self.retry_in = retry_in or 0.0
         self._show_banner()
 
     def _show_banner(self) -> None:
@@ -315,18 +333,53 @@ class RdbTop(App[int]):
         self._show_banner()
         self._update_status()
 
+    def _mode(self) -> tuple[str, str]:
+        """What the console may do, long and short; "actions on" only once the server named a role
+        that has them."""
+        if self.settings.watch:
+            return "WATCH", "WATCH"
+        if self.settings.read_only:
+            return "READ-ONLY", "READ-ONLY"
+        if self.refused is not None:
+            return "credentials refused", "REFUSED"
+        if not self.role_asked:
+            return "role: asking…", "role?"
+        if self.role == "monitor":
+            return "READ-ONLY (monitor role)", "monitor: RO"
+        if self.role is None:  # the server does not say (RustyDB with an API key): it checks each action
+            return "role not told", "role?"
+        return f"{self.role}: actions on", self.role
+
     def _update_status(self) -> None:
-        mode = "WATCH" if self.settings.watch else "READ-ONLY" if self.settings.read_only else \
-            "READ-ONLY (monitor role)" if self.role == "monitor" else "actions on"
-        parts = [Text("rdbtop", style="bold"), Text(" · "), safe_text(self.source.label, 40), Text(f" · {mode}"),
-                 Text(f" · every {self.interval:g}s")]
-        if self.latest is not None:
-            parts.append(Text(f" · {time.strftime('%H:%M:%S', time.localtime(self.latest.taken_at))}"))
-        elif self.down_since is None:
-            parts.append(Text(" · connecting…"))
+        """Source, role, PAUSED or stale, and the age of the data on screen stay at every width;
+        the name and the refresh interval go first."""
+        now = self.clock()
+        shown = self.shown if self.shown is not None else self.latest
+        stale = self.down_since is not None or self.refused is not None
+        if shown is None:
+            data = Part(Text("no data yet" if stale else "connecting…"))
+        else:
+            at = time.strftime('%H:%M:%S', time.localtime(shown.taken_at))
+            if self.paused or stale:  # frozen: how old it is matters more than when
+                old = duration(now - shown.taken_at)
+                data = Part(Text(f"{'STALE: ' if stale else ''}data from {at}, {old} old",
+                                 style="bold" if stale else ""),
+                            Text(f"{'STALE ' if stale else ''}{at} ({old} old)", style="bold" if stale else ""))
+            else:
+                data = Part(Text(at))
+        mode, short_mode = self._mode()
+        parts = [Part(Text("rdbtop", style="bold"), drop=4),
+                 Part(safe_text(self.source.label, 40), safe_text(self.source.label, 18)),
+                 Part(Text(mode), Text(short_mode)),
+                 Part(Text(f"every {self.interval:g}s"), drop=3),
+                 data]
         if self.paused:
-            parts.append(Text(" · PAUSED (space resumes)", style="bold reverse"))
-        self.status.show(Text.assemble(*parts))
+            parts.append(Part(Text("PAUSED (space resumes)", style="bold reverse"),
+                              Text("PAUSED", style="bold reverse")))
+        self.status.show(fit(parts, (self.status.content_size.width or self.size.width - 2)))
+
+    def on_resize(self) -> None:
+        self._update_status()
 
     # -- navigation and view keys ------------------------------------------------------------
 
@@ -412,7 +465,12 @@ class RdbTop(App[int]):
         self._set_interval(-1)
 
     def action_refresh_now(self) -> None:
-        if self.poller is not None:
+        if self.refused is not None:  # new credentials on the server's side, maybe: one more try
+            self.refused = None
+            self.banner.hide()
+            self.tabs.remove_class("stale")
+            self.poll()
+        elif self.poller is not None:
             self.poller.poll_now()
 
     def action_next_theme(self) -> None:
@@ -443,6 +501,11 @@ class RdbTop(App[int]):
             self.notify("Select a waiting session first.")
             return
         root = self.shown.root_blocker_of(target.session_id)
+        group = self.shown.group_of(target.session_id) if root is None else None
+        if group is not None and group.cycle:
+            self.notify(f"Session {target.session_id} is in or behind deadlock cycle {group.cycle_text()}, which has "
+                        f"no root blocker: {victim_note(self.shown)}.", severity="warning")
+            return
         if root is None:
             self.notify(f"Session {target.session_id} is not waiting for anyone.")
             return

@@ -14,9 +14,14 @@ from .sources import EmbeddedSource, RemoteSource, Source
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rdbtop", description=__doc__,
-                                epilog="Credentials may also come from RDBTOP_URL, RDBTOP_TOKEN, RDBTOP_API_KEY "
-                                       "and from config.toml profiles (--profile).")
+    p = argparse.ArgumentParser(prog="rdbtop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Credentials may also come from RDBTOP_URL, RDBTOP_TOKEN, RDBTOP_API_KEY\n"
+                                       "and from config.toml profiles (--profile).\n\n"
+                                       "exit codes:\n"
+                                       "  0  done (--once: the snapshot was printed)\n"
+                                       "  1  any other failure\n"
+                                       "  2  the server cannot be reached, or bad arguments or configuration\n"
+                                       "  3  the server refused the credentials (key, token or password)")
     src = p.add_argument_group("source")
     src.add_argument("--url", help="watch a remote server (ours or RustyDB) instead of an embedded engine")
     auth = src.add_mutually_exclusive_group()
@@ -37,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="kiosk for wall screens: read-only, large overview, never a prompt")
     ui.add_argument("--rotate", type=float, metavar="SECONDS", help="with --watch: cycle panes every SECONDS")
     out = p.add_argument_group("one shot")
-    out.add_argument("--once", action="store_true", help="print one snapshot and exit (2 if unreachable)")
+    out.add_argument("--once", action="store_true", help="print one snapshot and exit (see the exit codes below)")
     out.add_argument("--json", action="store_true", help="with --once: JSON instead of tables")
     return p
 
@@ -62,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rdbtop: {exc}", file=sys.stderr)
         return 2
+    if settings.rotate is not None and not settings.watch:  # a profile may set either
+        parser.error("--rotate goes with --watch")
     password = None
     if settings.user and not settings.embedded:
         try:

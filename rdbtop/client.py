@@ -46,6 +46,11 @@ class NotServed(ApiFailure):
     """The server has no such endpoint (an older or different RustyDB): hide what needs it."""
 
 
+class CredentialsRefused(ApiFailure):
+    """401: the server refuses our key, token or password. Asking again with them changes nothing,
+    so this is said in words and not retried (a login is tried once more by `_request`)."""
+
+
 @dataclass(frozen=True)
 class Credentials:
     token: str | None = None
@@ -154,7 +159,7 @@ def _failure(response: httpx.Response, path: str) -> ApiFailure:
     elif response.text.strip():
         message = response.text.strip()[:200]
     cls = NotServed if response.status_code == 404 and code in ("NOT_FOUND", "HTTP_404") and _is_route_miss(message) \
-        else ApiFailure
+        else CredentialsRefused if response.status_code == 401 else ApiFailure
     return cls(response.status_code, code, message, details)
 
 

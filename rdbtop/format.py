@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import MISSING_TEXT
+from .model import MISSING_TEXT, BlockingGroup, Snapshot
 
 
 def duration(seconds: float | None) -> str:
@@ -41,3 +41,25 @@ def percent(ratio: float | None) -> str:
 
 def number(value: float | None, digits: int = 1) -> str:
     return MISSING_TEXT if value is None else f"{value:.{digits}f}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def tree_summary(groups: list[BlockingGroup]) -> str:
+    """'1 root blocker, 1 deadlock cycle, 7 waiting': every waiting session counted once."""
+    roots = sum(1 for g in groups if not g.cycle)
+    cycles = len(groups) - roots
+    parts = ([plural(roots, "root blocker")] if roots or not cycles else []) + \
+        ([plural(cycles, "deadlock cycle")] if cycles else [])
+    return f"{', '.join(parts)}, {sum(g.waiting for g in groups)} waiting"
+
+
+def victim_note(snap: Snapshot, short: bool = False) -> str:
+    """When the server will break a cycle: by aborting one member at its next deadlock check."""
+    every = snap.deadlock_check_seconds
+    if short:
+        return "victim pending" if every is None else f"victim ≤{every:g} s"
+    return "the server chooses a victim at its next deadlock check" if every is None else \
+        f"victim chosen within {every:g} s"

@@ -7,6 +7,7 @@ that is not even an object is skipped. Nothing here raises on server data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,6 +195,186 @@ class BlockerNode:
         for child in self.blocked:
             out.extend(child.walk(depth + 1, key))
         return out
+
+
+@dataclass(frozen=True)
+class WaitEdge:
+    """One waiter of a lock graph's `waiters` list: a session waits for another's lock."""
+
+    waiter: int
+    holder: int
+    resource: str | None
+    wait_seconds: float | None
+
+
+def wait_edges(graph: Any) -> tuple[WaitEdge, ...]:
+    """The graph's waiters, when it names sessions (ours does; RustyDB's names transactions only,
+    and its tree is all there is)."""
+    out = []
+    for r in records(field_of(graph, "waiters")):
+        waiter, holder, ms = int_(r, "session_id"), int_(r, "waiting_for_session"), float_(r, "wait_time_ms")
+        if waiter is not None and holder is not None:
+            out.append(WaitEdge(waiter, holder, str_(r, "resource_id"), None if ms is None else ms / 1000))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class BlockingGroup:
+    """The sessions waiting behind one root blocker, or in and behind one deadlock cycle (its
+    members wait for each other, so none of them is a root). Each waiting session is in one group,
+    once. `rows` are (depth, key, node), depth first: the root at depth 0, or each cycle member at
+    depth 0 with those waiting behind it below; a key ends with the row's session id."""
+
+    rows: tuple[tuple[int, str, BlockerNode], ...]
+    cycle: tuple[int, ...] = ()  # the members in wait order (each waits for the next), when a cycle
+
+    @property
+    def root(self) -> BlockerNode:
+        return self.rows[0][2]
+
+    @property
+    def waiting(self) -> int:
+        """Sessions waiting in this group: every row but a root's (every member of a cycle waits)."""
+        return len(self.rows) - (0 if self.cycle else 1)
+
+    def sessions(self) -> set[int]:
+        return {node.session_id for _, _, node in self.rows}
+
+    def cycle_text(self) -> str:
+        """4 ⇄ 8, or 2 → 7 → 9 → 2."""
+        if len(self.cycle) == 2:
+            return f"{self.cycle[0]} ⇄ {self.cycle[1]}"
+        return " → ".join(map(str, (*self.cycle, self.cycle[0])))
+
+
+def _cycles(waits: dict[int, list[int]]) -> list[list[int]]:
+    """The strongly connected components of two or more sessions of the wait-for graph (Tarjan,
+    iterative: a long FIFO queue of writers makes a deep graph)."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    out: list[list[int]] = []
+    for start in sorted(waits):
+        if start in index:
+            continue
+        work = [(start, iter(waits.get(start, ())))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, successors = work[-1]
+            for nxt in successors:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(waits.get(nxt, ()))))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        out.append(component)
+    return out
+
+
+def _wait_order(members: list[int], waits: dict[int, list[int]]) -> tuple[int, ...]:
+    """A cycle's members from the lowest id, each followed by the member it waits for first."""
+    inside = set(members)
+    order = [min(members)]
+    while len(order) < len(members):
+        nxt = next((h for h in waits.get(order[-1], ()) if h in inside and h not in order), None)
+        if nxt is None:  # not one simple cycle: the rest by id
+            return tuple(order + sorted(inside - set(order)))
+        order.append(nxt)
+    return tuple(order)
+
+
+def blocking_groups(tree: list[BlockerNode], edges: Iterable[WaitEdge] = (),
+                    sessions: Iterable[Session] = ()) -> list[BlockingGroup]:
+    """Root blockers and deadlock cycles, each session once.
+
+    A server's tree has a root for every session that blocks others and waits for nobody; while a
+    deadlock is not yet broken its members wait for each other, and a server (ours among them)
+    then shows each of them as a root holding the others: "2 root blockers, 12 waiting" for 8
+    sessions; and while another session is a root, ours leaves a cycle out of the tree altogether.
+    Here the wait-for graph (the tree's edges, and `edges` from the graph's waiter list when the
+    server names sessions there; `sessions` name those the tree does not) is searched for cycles;
+    a cycle becomes one group, and every other waiting session hangs under the session it waits
+    for first."""
+    node_of: dict[int, BlockerNode] = {}
+    waits: dict[int, list[int]] = {}
+    order: list[int] = []  # sessions as the server's tree lists them
+    for top in tree:
+        for depth, key, node in top.walk():
+            sid = node.session_id
+            if sid not in node_of:
+                order.append(sid)
+            if depth:  # as a waiter it says what it waits for, and since when
+                holder = int(key.rsplit("/", 2)[-2])
+                holders = waits.setdefault(sid, [])
+                if holder not in holders:
+                    holders.append(holder)
+                if sid not in node_of or node_of[sid].resource is None:
+                    node_of[sid] = BlockerNode(sid, node.username, node.sql, node.resource, node.wait_seconds)
+            elif sid not in node_of:
+                node_of[sid] = BlockerNode(sid, node.username, node.sql, node.resource, node.wait_seconds)
+    by_id = {s.session_id: s for s in sessions}
+
+    def known(sid: int, edge: WaitEdge | None) -> None:
+        node = node_of.get(sid)
+        if node is None:
+            s = by_id.get(sid)
+            node_of[sid] = BlockerNode(sid, s.username if s else None, s.sql if s else None,
+                                       edge.resource if edge else None, edge.wait_seconds if edge else None)
+            order.append(sid)
+        elif edge is not None and node.resource is None:  # first seen holding a lock, now waiting too
+            node_of[sid] = BlockerNode(sid, node.username, node.sql, edge.resource, edge.wait_seconds)
+
+    for edge in edges:
+        known(edge.waiter, edge)
+        known(edge.holder, None)
+        holders = waits.setdefault(edge.waiter, [])
+        if edge.holder not in holders:
+            holders.append(edge.holder)
+    member_of: dict[int, tuple[int, ...]] = {}
+    cycles = sorted((_wait_order(c, waits) for c in _cycles(waits)), key=lambda c: c[0])
+    for cycle in cycles:
+        member_of.update(dict.fromkeys(cycle, cycle))
+    behind: dict[int, list[int]] = {}
+    for sid in order:
+        if sid in waits and sid not in member_of:
+            behind.setdefault(waits[sid][0], []).append(sid)
+    seen: set[int] = set()
+
+    def rows(sid: int, depth: int, path: str) -> list[tuple[int, str, BlockerNode]]:
+        seen.add(sid)
+        key = f"{path}/{sid}"
+        out = [(depth, key, node_of[sid])]
+        for child in behind.get(sid, ()):
+            if child not in seen:
+                out.extend(rows(child, depth + 1, key))
+        return out
+
+    groups = [BlockingGroup(tuple(rows(sid, 0, ""))) for sid in order if sid not in waits and sid in behind]
+    for cycle in cycles:
+        members: list[tuple[int, str, BlockerNode]] = []
+        for sid in cycle:
+            members.extend(rows(sid, 0, ""))
+        groups.append(BlockingGroup(tuple(members), cycle))
+    return groups
 
 
 @dataclass(frozen=True)
@@ -393,6 +574,8 @@ class Snapshot:
     queries: list[ActiveQuery] = field(default_factory=list)
     locks: list[Lock] = field(default_factory=list)
     blocking_tree: list[BlockerNode] = field(default_factory=list)
+    wait_edges: tuple[WaitEdge, ...] = ()  # the graph's waiters, when the server names their sessions
+    deadlock_check_seconds: float | None = None  # how soon the server breaks a deadlock, when it says
     deadlocks: list[Deadlock] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     backups: list[Backup] = field(default_factory=list)
@@ -404,12 +587,19 @@ class Snapshot:
     errors: dict[str, str] = field(default_factory=dict)
     pane: str | None = None  # the pane this poll read for
 
+    def blocking_groups(self) -> list[BlockingGroup]:
+        return blocking_groups(self.blocking_tree, self.wait_edges, self.sessions)
+
+    def group_of(self, session_id: int) -> BlockingGroup | None:
+        return next((g for g in self.blocking_groups() if session_id in g.sessions()), None)
+
     def root_blocker_of(self, session_id: int) -> int | None:
-        """The root of the chain a waiting session waits in (following blocking_session)."""
+        """The root of the chain a waiting session waits in (following blocking_session); None for
+        a session in or behind a deadlock cycle, which has no root."""
         by_id = {s.session_id: s for s in self.sessions}
-        for root in self.blocking_tree:
-            if any(node.session_id == session_id for _, _, node in root.walk()[1:]):
-                return root.session_id
+        group = self.group_of(session_id) if self.blocking_tree or self.wait_edges else None
+        if group is not None:
+            return None if group.cycle or group.root.session_id == session_id else group.root.session_id
         seen, current = {session_id}, by_id.get(session_id)
         while current is not None and current.blocking_session is not None:
             if current.blocking_session in seen:

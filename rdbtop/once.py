@@ -1,7 +1,7 @@
 """`rdbtop --once [--json]`: one snapshot printed for scripts and tickets, then exit.
 
-Exit codes: 0 printed; 2 the server could not be reached (or refused our credentials); 1 any
-other failure.
+Exit codes (also in `rdbtop --help`): 0 printed; 1 any other failure; 2 the server could not be
+reached; 3 the server refused our credentials (key, token or password).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from .client import ApiFailure, ClientError, Unreachable
-from .format import age, duration, size
+from .client import ClientError, CredentialsRefused, Unreachable
+from .format import age, duration, size, tree_summary, victim_note
 from .model import Snapshot
 from .poller import Poller
 from .safe import safe_text
 from .sources import Source
 
-EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3
 EMBEDDED_WARMUP_SECONDS = 2.0
 SQL_WIDTH = 60
 
@@ -55,9 +55,15 @@ def render(snap: Snapshot, console: Console) -> None:
     console.print(_table("Active queries", ["query", "session", "user", "elapsed", "wait", "sql"],
                          [[q.query_id, q.session_id, q.username, duration((q.elapsed_ms or 0) / 1000), q.wait_event,
                            q.sql] for q in snap.queries]))
-    tree = [[("  " * depth) + str(n.session_id), n.username, n.resource, duration(n.wait_seconds), n.sql]
-            for root in snap.blocking_tree for depth, _, n in root.walk()]
-    console.print(_table("Blocking tree", ["session", "user", "waits for", "waiting", "sql"], tree))
+    groups = snap.blocking_groups()
+    tree: list[list[Any]] = []
+    for group in groups:
+        if group.cycle:
+            tree.append([f"deadlock cycle {group.cycle_text()}", None, None, None, victim_note(snap)])
+        tree.extend([("  " * (depth + bool(group.cycle))) + str(n.session_id), n.username, n.resource,
+                     duration(n.wait_seconds) if depth or group.cycle else None, n.sql] for depth, _, n in group.rows)
+    console.print(_table(f"Blocking tree: {tree_summary(groups)}", ["session", "user", "waits for", "waiting", "sql"],
+                         tree))
     for area in ("alerts", "backups"):
         if area in snap.missing:
             console.print(safe_text(f"{area}: {snap.missing[area]}"))
@@ -82,9 +88,9 @@ async def run_once(source: Source, as_json: bool, embedded: bool, out: TextIO = 
     except Unreachable as exc:
         print(f"rdbtop: {exc}", file=err)
         return EXIT_UNREACHABLE
-    except ApiFailure as exc:
-        print(f"rdbtop: {exc}", file=err)
-        return EXIT_UNREACHABLE if exc.status == 401 else EXIT_FAILED
+    except CredentialsRefused as exc:
+        print(f"rdbtop: credentials refused: {exc}", file=err)
+        return EXIT_REFUSED
     except ClientError as exc:
         print(f"rdbtop: {exc}", file=err)
         return EXIT_FAILED

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .client import ApiFailure, ClientError, NotServed, RdbClient, Unreachable
+from .client import ApiFailure, ClientError, CredentialsRefused, NotServed, RdbClient, Unreachable
 from .model import (
     ActiveQuery,
     Alert,
@@ -44,6 +44,7 @@ from .model import (
     parse_all,
     records,
     str_,
+    wait_edges,
 )
 
 MIN_INTERVAL = 0.5
@@ -101,6 +102,7 @@ class Poller:
         self._raw: dict[str, Any] = {}  # the last answers the overview is built from
         self._perf_has_states: bool | None = None  # does /stats/performance count sessions by state?
         self._info: Any = None
+        self._deadlock_check: float | None = None  # seconds between the server's deadlock checks
         self._backup_age_limit: float | None = None
         self._rules_read = False  # the alert rules, read once per connection
         self._ash: dict[int, list[AshSample]] = {}  # by sample second, bounded to the longest window
@@ -162,6 +164,7 @@ class Poller:
         calls = {name: call() for name, call in every.items() if name in wanted}
         if self._info is None:  # once per connection: these hardly change
             calls["info"] = self.client.get("/api/v1/server/info")
+            calls["config"] = self.client.get("/api/v1/config")
         if not self._rules_read and "backups" in wanted:  # only the Backups pane judges by them
             calls["rules"] = self.client.get("/api/v1/alerts/rules")
         if "top" in wanted:
@@ -170,7 +173,7 @@ class Poller:
                                                         top_limit=10, start_time=int(now) - self.ash_window)
         results = dict(zip(calls, await asyncio.gather(*calls.values(), return_exceptions=True), strict=True))
         for value in results.values():
-            if isinstance(value, Unreachable):
+            if isinstance(value, (Unreachable, CredentialsRefused)):  # the whole poll, not one area
                 raise value
             if isinstance(value, BaseException) and not isinstance(value, ClientError):
                 raise value
@@ -179,6 +182,9 @@ class Poller:
         data = {name: _value(name, value, unserved, failed) for name, value in results.items()}
         if data.get("info") is not None:
             self._info = data["info"]
+        if "config" in results:
+            interval = float_(field_of(data["config"], "settings"), "deadlock_check_interval_ms")
+            self._deadlock_check = None if interval is None else interval / 1000
         if "rules" in data:
             self._backup_age_limit = backup_age_limit(data["rules"])
             self._rules_read = True
@@ -250,6 +256,8 @@ class Poller:
             snap.queries = sorted(parse_all(data["queries"], ActiveQuery.parse), key=lambda q: -(q.elapsed_ms or 0.0))
         # never carried over: `g` would follow a stale tree; without one it follows blocking_session
         snap.blocking_tree = parse_all(field_of(data.get("graph"), "blocking_tree"), BlockerNode.parse)
+        snap.wait_edges = wait_edges(data.get("graph"))
+        snap.deadlock_check_seconds = self._deadlock_check
         if "locks" in data:
             snap.locks = parse_all(field_of(data["locks"], "locks"), Lock.parse)
         if "deadlocks" in data:
@@ -271,11 +279,16 @@ class Poller:
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self, deliver: Callable[[Snapshot], None],
-                  failed: Callable[[ClientError, float], None]) -> None:
+                  failed: Callable[[ClientError, float | None], None]) -> None:
+        """Poll until cancelled, or until the server refuses our credentials (failed(exc, None)):
+        polling again with them would only be refused again."""
         while True:
             self._wake.clear()  # before the poll: a poll_now() while it runs (a pane switch) asks for another
             try:
                 snap = await asyncio.wait_for(self.snapshot(), POLL_TIMEOUT)
+            except CredentialsRefused as exc:
+                failed(exc, None)
+                return
             except (ClientError, TimeoutError) as exc:
                 self.failures += 1
                 self._info = None  # a restarted server has a new uptime and maybe a new version

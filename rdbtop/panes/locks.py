@@ -1,16 +1,18 @@
-"""Locks: the blocking tree (root blocker, then who waits behind it), the lock list, deadlocks."""
+"""Locks: the blocking tree (root blocker, then who waits behind it; a deadlock cycle as one group),
+the lock list, deadlocks."""
 
 from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from ..format import duration
+from ..format import duration, tree_summary, victim_note
 from ..model import Snapshot
 from ..safe import safe_text
-from ..widgets.line import Line
+from ..widgets.line import Line, Part, fit
 from ..widgets.table import Column, KeyedTable, Row
 from .base import Pane, SessionTarget, View, session_target
 
@@ -43,14 +45,25 @@ class LocksPane(Pane):
     def draw(self, snap: Snapshot, view: View) -> None:
         p = view.palette
         rows = []
-        for root in snap.blocking_tree:
-            for depth, key, node in root.walk():
-                label = f"{'  ' * (depth - 1)}└ {node.session_id}" if depth else f"■ {node.session_id} ({root.count()})"
+        groups = snap.blocking_groups()
+        for group in groups:
+            if group.cycle:  # one row for the cycle, then its members, each with who waits behind it
+                rows.append(Row(f"cycle {group.cycle_text()}", {
+                    "session": f"⟳ {group.cycle_text()} ({group.waiting})", "user": "", "waiting": "",
+                    "resource": "deadlock cycle", "sql": victim_note(snap, short=True)}, style=p.critical))
+            for depth, key, node in group.rows:
+                if depth:
+                    label = f"{'  ' * (depth - 1)}└ {node.session_id}"
+                elif group.cycle:
+                    label = f"⟳ {node.session_id}"
+                else:
+                    label = f"■ {node.session_id} ({group.waiting})"
+                root = not depth and not group.cycle
                 rows.append(Row(key, {"session": label, "user": node.username,
-                                      "waiting": duration(node.wait_seconds) if depth else "",
-                                      "resource": node.resource or ("root blocker" if not depth else None),
+                                      "waiting": "" if root else duration(node.wait_seconds),
+                                      "resource": node.resource or ("root blocker" if root else None),
                                       "sql": node.sql or ""},
-                                style=p.critical if not depth else p.waiting))
+                                style=p.critical if root else p.waiting))
         self.query_one("#locks-tree", KeyedTable).sync(rows)
         locks = sorted(snap.locks, key=lambda lk: (lk.granted is not False, lk.resource or "", lk.session_id or 0))
         self.query_one("#locks-list", KeyedTable).sync([Row(lk.lock_id, {
@@ -58,9 +71,10 @@ class LocksPane(Pane):
             "granted": "held" if lk.granted else "WAITING" if lk.granted is False else None,
             "blocked_by": ",".join(map(str, lk.blocked_by)), "txn": lk.transaction_id},
             style=p.waiting if lk.granted is False else "") for lk in locks])
-        waiters = sum(root.count() for root in snap.blocking_tree)
-        self.set_caption(f"{len(snap.blocking_tree)} root blockers, {waiters} waiting · {len(snap.locks)} locks · "
-                         "g: jump to root blocker · Tab: next table")
+        self.query_one(".caption", Line).show(fit([
+            Part(Text(tree_summary(groups), style="dim")), Part(Text(f"{len(snap.locks)} locks", style="dim"), drop=1),
+            Part(Text("g: jump to root blocker", style="dim"), Text("g: root", style="dim"), drop=2),
+            Part(Text("Tab: next table", style="dim"), drop=3)], self.size.width or 200))
         lines = [safe_text(
             f"deadlock {d.deadlock_id} at "
             f"{time.strftime('%H:%M:%S', time.localtime(d.detected_at)) if d.detected_at else '–'}: "
@@ -74,6 +88,7 @@ class LocksPane(Pane):
         self.query_one(".deadlocks", Static).update(text)
 
     def target(self, snap: Snapshot) -> SessionTarget | None:
+        """The session of the selected row (none for a cycle's own row: act on one of its members)."""
         tree = self.query_one("#locks-tree", KeyedTable)
         table = tree if tree.has_focus or not self.query_one("#locks-list", KeyedTable).has_focus else \
             self.query_one("#locks-list", KeyedTable)
@@ -81,6 +96,7 @@ class LocksPane(Pane):
         if key is None:
             return None
         if table is tree:
-            return session_target(snap, int(key.rsplit("/", 1)[1]))
+            last = key.rsplit("/", 1)[-1]
+            return session_target(snap, int(last)) if last.isdigit() else None
         lock = next((lk for lk in snap.locks if lk.lock_id == key), None)
         return session_target(snap, lock.session_id if lock else None)

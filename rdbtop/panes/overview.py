@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal
 from textual.widgets import Static
 
-from ..format import duration, number, percent
+from ..format import duration, number, percent, plural, tree_summary, victim_note
 from ..model import SEVERITY_RANK, Snapshot
 from ..safe import safe_text
 from ..widgets.charts import LinePlot
@@ -85,7 +85,15 @@ class OverviewPane(Pane):
 
     def _blockers(self, snap: Snapshot, view: View) -> None:
         width = max(20, (self.size.width or 80) // 2 - 2)
-        roots = sorted(snap.blocking_tree, key=lambda r: -r.count())
-        lines = [safe_text(f"session {r.session_id} ({r.username or '–'}) blocks {r.count()}: "
-                           f"{r.sql or 'no statement running'}", width, style=view.palette.critical) for r in roots]
-        self._list("#overview-blockers", f"Root blockers ({len(roots)})", lines, "nobody is blocked", view)
+        groups = sorted(snap.blocking_groups(), key=lambda g: (not g.cycle, -g.waiting))
+        lines = []
+        for g in groups:
+            if g.cycle:
+                text = f"deadlock cycle {g.cycle_text()}: {victim_note(snap)}"
+            else:
+                r = g.root
+                text = (f"session {r.session_id} ({r.username or '–'}) blocks {plural(g.waiting, 'session')}: "
+                        f"{r.sql or 'no statement running'}")
+            lines.append(safe_text(text, width, style=view.palette.critical))
+        self._list("#overview-blockers", f"Blockers: {tree_summary(groups)}" if groups else "Root blockers (0)",
+                   lines, "nobody is blocked", view)

@@ -1,8 +1,14 @@
-"""Asking before acting: the dialog names exactly what will be acted on; `y` acts, anything else not."""
+"""Asking before acting: the dialog names exactly what will be acted on; `y` acts, anything else not.
+
+A dialog with a note takes typed text, and a letter typed there must never answer it: its note box
+has the focus from the start, `y` and `n` are not keys of it, and it is answered by its buttons
+(Enter in the note moves to Yes) or declined with Esc.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -21,11 +27,21 @@ DIALOG_CSS = """
 """
 
 
+def type_into(field: Input, event: events.Key) -> None:
+    """A printable key that reached a dialog itself rather than its text field (typed before the
+    field had the focus, or after Tab left it) is text: it goes into the field, never elsewhere."""
+    if event.is_printable and event.character and not field.has_focus:
+        event.stop()
+        event.prevent_default()
+        field.focus()
+        field.insert_text_at_cursor(event.character)
+
+
 class ConfirmScreen(ModalScreen[str | None]):
     """Returns None when declined; the note (maybe empty) when confirmed."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmScreen")
-    BINDINGS = [Binding("y", "answer(True)", "yes", show=False), Binding("n", "answer(False)", "no", show=False),
+    BINDINGS = [Binding("y", "letter(True)", "yes", show=False), Binding("n", "letter(False)", "no", show=False),
                 Binding("escape", "answer(False)", "no", show=False)]
 
     def __init__(self, title: str, facts: list[tuple[str, object]], question: str, note: str | None = None) -> None:
@@ -46,15 +62,28 @@ class ConfirmScreen(ModalScreen[str | None]):
                 facts.append_text(safe_text(value, 240))  # wraps: the SQL shown is what is acted on
             yield Static(facts, classes="facts")
             if self.note_placeholder is not None:
-                yield Input(placeholder=self.note_placeholder, id="note", max_length=500)
-            yield Static(self.question)
+                yield Input(placeholder=self.note_placeholder, id="note", max_length=500, select_on_focus=False)
+            yield Static(self.question if self.note_placeholder is None else
+                         f"{self.question}\nEnter in the note moves to Yes; Enter on Yes answers; Esc: no.")
             with Horizontal():
-                yield Button("Yes (y)", variant="error", id="yes")
-                yield Button("No (n, Esc)", variant="primary", id="no")
+                yield Button("Yes" if self.note_placeholder is not None else "Yes (y)", variant="error", id="yes")
+                yield Button("No (Esc)" if self.note_placeholder is not None else "No (n, Esc)", variant="primary",
+                             id="no")
 
     def on_mount(self) -> None:
-        # the safe choice has the focus, so an Enter typed out of habit does nothing
-        self.query_one("#no", Button).focus()
+        # Typed text goes into the note; otherwise the safe choice has the focus, so an Enter typed
+        # out of habit does nothing.
+        self.query_one("#note" if self.note_placeholder is not None else "#no").focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action == "letter" and self.note_placeholder is not None)
+
+    def on_key(self, event: events.Key) -> None:
+        if self.note_placeholder is not None:
+            type_into(self.query_one("#note", Input), event)
+
+    def action_letter(self, yes: bool) -> None:
+        self.action_answer(yes)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_answer(event.button.id == "yes")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+
+from .confirm import type_into
 
 
 class FilterScreen(ModalScreen[str | None]):
@@ -29,6 +32,9 @@ class FilterScreen(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip())
+
+    def on_key(self, event: events.Key) -> None:
+        type_into(self.query_one("#filter", Input), event)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

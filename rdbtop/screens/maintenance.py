@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
+
+from .confirm import type_into
 
 OPERATIONS = {
     "vacuum": "rebuild the database files, returning free pages",
@@ -42,6 +45,11 @@ class MaintenanceScreen(ModalScreen[tuple[str, str | None] | None]):
         index = options.highlighted if options.highlighted is not None else 0
         operation = options.get_option_at_index(index).id or "vacuum"
         self.dismiss((operation, event.value.strip() or None))
+
+    def on_key(self, event: events.Key) -> None:
+        fields = self.query(Input)
+        if fields:
+            type_into(fields.first(), event)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

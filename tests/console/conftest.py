@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
+from engine import Engine, EngineConfig
+from engine.api import create_app
 from rdbtop.app import RdbTop
+from rdbtop.client import Credentials, RdbClient
 from rdbtop.config import Settings
 
 from .fakeserver import FakeServer, FakeSource
@@ -59,3 +63,48 @@ async def running(server: FakeServer, size: tuple[int, int] = (120, 40),
     async with app.run_test(size=size) as pilot:
         await loaded(pilot)
         yield app, pilot
+
+
+class EngineSource:
+    label = "test engine"
+
+    def __init__(self, engine: Engine) -> None:
+        key = engine.auth.create_api_key("operator")
+        self.client = RdbClient("http://engine", Credentials(api_key=key),
+                                transport=httpx.ASGITransport(app=create_app(engine)))
+
+    async def open(self) -> RdbClient:
+        return self.client
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def settled(self) -> None:
+        pass
+
+    def data_shown(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass  # the fixture owns the engine
+
+
+def start_engine(**config: object) -> Engine:
+    """An engine in this process with inventory.stock (two rows) and an empty sales schema."""
+    engine = Engine(config=EngineConfig(**{"lock_timeout_ms": 60_000, **config})).start()  # type: ignore[arg-type]
+    for schema in ("sales", "inventory"):
+        engine.create_schema(schema)
+    setup = engine.connect("setup", "tests")
+    setup.execute("CREATE TABLE inventory.stock(id INTEGER PRIMARY KEY, qty INTEGER NOT NULL)")
+    setup.execute("INSERT INTO inventory.stock(qty) VALUES (5), (6)")
+    setup.close()
+    return engine
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    engine = start_engine()
+    try:
+        yield engine
+    finally:
+        engine.close()

@@ -76,6 +76,8 @@ class FakeServer:
         self.role: str | None = None  # what /auth/validate says: None for an API key (it cannot tell)
         self.not_served: set[str] = set()  # path prefixes answered with a route 404
         self.forbidden: set[str] = set()  # path prefixes answered with 403
+        self.refuse = False  # every call answered 401, as for a wrong key
+        self.cycle = False  # sessions 4 and 5 deadlocked (10 waits behind 4), not yet broken
         self.ash_top = {"sql_id": [{"key": "f00d", "samples": 30, "percent": 60.0, "average_active_sessions": 2.0,
                                     "example": "UPDATE inventory.stock SET quantity = quantity - ?"}],
                         "session": [{"key": "2", "samples": 20, "percent": 40.0, "average_active_sessions": 1.3,
@@ -102,6 +104,8 @@ class FakeServer:
         self.calls.append((request.method, path, body))
         if request.method == "GET":
             self.reads.append((path, dict(request.url.params)))
+        if self.refuse and path != "/api/v1/auth/validate":
+            return self._error(401, "UNAUTHORIZED", "invalid API key")
         if any(path.startswith(p) for p in self.not_served):
             return self._error(404, "NOT_FOUND", f"no route for {request.method} {path}")
         if any(path.startswith(p) for p in self.forbidden):
@@ -131,6 +135,9 @@ class FakeServer:
                                              "incremental_backup_cron": "0 * * * *", "retention_days": 14,
                                              "compression": True, "encryption": False, "destination": "/backups"},
                 "/monitoring/ash": lambda: self._ash(params),
+                "/config": lambda: {"settings": {"deadlock_check_interval_ms": 1000, "lock_timeout_ms": 30000},
+                                    "version": "0.6.0", "build_date": "2027-01-01", "features": [],
+                                    "settings_meta": {}},
                 "/auth/validate": lambda: {"valid": self.role is not None, "role": self.role},
                 "/alerts/rules": lambda: [{"rule_id": "backup_age", "metric": "backup_age_hours", "operator": ">",
                                            "threshold": 24.0, "enabled": True}],
@@ -200,13 +207,33 @@ class FakeServer:
                  "blocking_session": s["blocking_session"]}
                 for s in self.sessions if s["current_query_id"]]
 
+    def deadlock(self) -> None:
+        """Sessions 4 and 5 wait for each other (10 waits behind 4), as the engine serves it while
+        another session (3) is a root blocker: in its waiters, not in its tree."""
+        self.cycle = True
+        self.sessions += [
+            _session(4, "shop", "oltp", "waiting", "UPDATE inventory.stock SET quantity = 0 WHERE id = 4", "q401",
+                     ("Lock", "schema:sales"), 5, 0.8, 3),
+            _session(5, "billing", "invoices", "waiting", "UPDATE sales.orders SET paid = 1 WHERE id = 7", "q501",
+                     ("Lock", "schema:inventory"), 4, 0.6, 2),
+            _session(10, "report", "report", "waiting", "UPDATE sales.orders SET total = 0", "q1001",
+                     ("Lock", "schema:sales"), 4, 0.4, 1),
+        ]
+
+    def _waiters(self) -> list[dict[str, Any]]:
+        edges = [(4, 5, "sales", 800), (5, 4, "inventory", 600), (10, 4, "sales", 400)] if self.cycle else []
+        return [{"transaction_id": 100 + w, "waiting_for_transaction": 100 + h, "lock_type": "exclusive",
+                 "resource_type": "schema", "resource_id": r, "wait_time_ms": ms, "session_id": w,
+                 "waiting_for_session": h} for w, h, r, ms in edges]
+
     def _graph(self) -> dict[str, Any]:
+        cycles = [[104, 105]] if self.cycle else []
         if self.session(3) is None or self.session(2) is None:
-            return {"waiters": [], "potential_deadlocks": [], "blocking_tree": []}
+            return {"waiters": self._waiters(), "potential_deadlocks": cycles, "blocking_tree": []}
         leaf = [{"session_id": 9, "transaction_id": 109, "username": "shop", "sql": self.session(9)["current_query"],
                  "resource": "inventory", "wait_started_at": NOW - 12, "wait_seconds": 12.0, "blocked": []}] \
             if self.session(9) else []
-        return {"waiters": [], "potential_deadlocks": [], "blocking_tree": [
+        return {"waiters": self._waiters(), "potential_deadlocks": cycles, "blocking_tree": [
             {"session_id": 3, "transaction_id": 103, "username": "batch", "sql": None, "resource": None,
              "wait_started_at": None, "wait_seconds": None, "blocked": [
                  {"session_id": 2, "transaction_id": 102, "username": "shop",

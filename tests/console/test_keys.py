@@ -82,7 +82,7 @@ async def test_k_declined_does_nothing(server) -> None:  # type: ignore[no-untyp
         await ask(pilot, "sessions", "2", "6", "k")
         await pilot.press("enter")  # the focus starts on No: Enter out of habit declines
         await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
-        assert server.actions() == [] and "Nothing was cancelled" in notes(app)
+        assert server.actions() == [] and "Nothing was canceled" in notes(app)
 
 
 async def test_K_terminates_the_selected_session(server) -> None:  # type: ignore[no-untyped-def]
@@ -260,8 +260,8 @@ async def test_enter_on_a_query_opens_its_details(server) -> None:  # type: igno
 async def test_a_acknowledges_the_selected_alert_with_a_note(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server) as (app, pilot):
         await ask(pilot, "alerts", "6", "a1", "a")
-        app.screen.query_one("#note").focus()
-        await pilot.press(*"on it", "enter", "y")
+        await until(pilot, lambda: app.screen.query("#note") and app.screen.query_one("#note").has_focus)
+        await pilot.press(*"on it", "enter", "enter")  # the note, then Yes: no letter answers a note dialog
         await until(pilot, lambda: server.actions())
         assert server.actions() == [("POST", "/api/v1/alerts/a1/acknowledge", {"note": "on it"})]
         table(app, "alerts").select_key("a2")  # already acknowledged: no dialog

@@ -79,7 +79,7 @@ async def test_disconnection_banner_and_recovery_when_the_server_restarts(serve:
         await until(pilot, lambda: app.down_since is not None, timeout=20)
         await pilot.pause()
         banner = str(app.banner.render())
-        assert app.banner.has_class("shown") and "unreachable since" in banner and "old" in banner
+        assert app.banner.has_class("shown") and "unreachable since" in banner and "old" in str(app.status.render())
         assert app.tabs.has_class("stale") and app.shown is seen  # the last data stays, greyed
         serve.start()
         await until(pilot, lambda: app.down_since is None, timeout=40)
@@ -101,7 +101,7 @@ async def test_login_by_user_and_password_and_again_after_a_restart(serve: Serve
     source.shutdown()
 
 
-def test_once_json_from_a_served_engine_and_exit_2_when_unreachable(serve: ServeProcess) -> None:
+def test_once_json_from_a_served_engine_exit_3_when_refused_and_2_when_unreachable(serve: ServeProcess) -> None:
     key = serve.api_key("monitor")
     serve.start()
     env = {**os.environ, "RDBTOP_API_KEY": key, "RDBTOP_CONFIG": str(serve.data / "none.toml")}
@@ -111,6 +111,10 @@ def test_once_json_from_a_served_engine_and_exit_2_when_unreachable(serve: Serve
     data = json.loads(out.stdout)
     assert set(data) >= {"sessions", "active_queries", "blocking_tree", "alerts", "backups"}
     assert data["server"]["server_name"] == "rdbtop-engine" and len(data["sessions"]) >= 6
+    for mode in (["--json"], []):  # a wrong key: said, exit 3, and never a snapshot that looks healthy
+        out = subprocess.run([sys.executable, "-m", "rdbtop", "--url", serve.url, "--once", *mode],
+                             env={**env, "RDBTOP_API_KEY": "wrong-key"}, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 3 and "credentials refused" in out.stderr and out.stdout == "", out
     serve.stop()
     out = subprocess.run([sys.executable, "-m", "rdbtop", "--url", serve.url, "--once", "--json"], env=env,
                          capture_output=True, text=True, timeout=60)

@@ -73,3 +73,10 @@ def test_disconnected_banner_at_80x24(snap_compare) -> None:  # type: ignore[no-
         await pilot.pause()
 
     assert snap_compare(make_app(server), terminal_size=(80, 24), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_deadlock_cycle_beside_a_root_blocker(size: tuple[int, int], snap_compare) -> None:  # type: ignore[no-untyped-def]
+    server = FakeServer()
+    server.deadlock()
+    assert snap_compare(make_app(server), terminal_size=size, run_before=showing("locks"))
