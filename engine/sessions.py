@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class WaitClass(StrEnum):
     LOCK = "Lock"
     IO = "IO"
     IDLE_IN_TRANSACTION = "Idle in transaction"
+    TIMEOUT = "Timeout"  # sleep(): waiting out a time on purpose, as PostgreSQL's pg_sleep shows
 
 
 @dataclass
@@ -127,6 +129,8 @@ class Session:
         self._conn.authorizer = self._access
         self._conn.exec_trace = self._before_statement
         self._conn.set_progress_handler(self._progress, PROGRESS_STEPS)
+        self._conn.create_scalar_function("sleep", self._sleep, 1)
+        self._wake = threading.Event()  # set by cancel and terminate: ends a sleep() at once
         # the connection's own set-up (pragmas, ATTACH) read pages too; count from here on
         self._cache_base = (self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0],
                             self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0])
@@ -441,6 +445,38 @@ class Session:
                 self.wait_class, self.wait_event = (WaitClass.IO, "DataFileRead") if doing_io else (WaitClass.CPU, None)
         return False
 
+    def _sleep(self, seconds: Any) -> None:
+        """SQL `sleep(seconds)`, as PostgreSQL's pg_sleep: waits on an event, without CPU, until the
+        time is up, or cancel or terminate sets the event, or the statement's timeout comes first.
+        The session shows a Timeout wait meanwhile, not CPU. NULL or a negative time returns at once."""
+        if seconds is None:
+            return
+        if not isinstance(seconds, (int, float)) or seconds != seconds:
+            raise SqlError("sleep() takes a number of seconds")
+        stmt = self.statement
+        if stmt is None or seconds <= 0:
+            return
+        clock = self.engine.clock  # the statement's deadline is on the engine's clock; the sleep is real time
+        until = time.monotonic() + min(float(seconds), threading.TIMEOUT_MAX / 2)
+        self._wake.clear()
+        self.wait_class, self.wait_event = WaitClass.TIMEOUT, "Sleep"
+        try:
+            while stmt.stop_reason is None:
+                left = until - time.monotonic()
+                if stmt.deadline is not None:
+                    to_deadline = stmt.deadline - clock.monotonic()
+                    if to_deadline <= 0:
+                        stmt.stop_reason = "timeout"
+                        break
+                    left = min(left, to_deadline)
+                if left <= 0:
+                    return
+                self._wake.wait(min(left, threading.TIMEOUT_MAX))
+        finally:
+            if self.state is SessionState.ACTIVE:
+                self.wait_class, self.wait_event = WaitClass.CPU, None
+        raise map_sqlite_error(apsw.InterruptError("interrupted"), stmt)
+
     def _profile(self, event: dict[str, Any]) -> None:
         stmt = self.statement
         if stmt is not None:
@@ -573,6 +609,7 @@ class Session:
 
     def _stop_statement(self, stmt: Statement, reason: str, by: str) -> None:
         stmt.stop_reason, stmt.stopped_by = reason, by
+        self._wake.set()
         txn = self._stmt_txn or self.txn
         error = (SessionTerminated(f"session {self.id} was terminated by {by}", terminated_by=by)
                  if reason == "terminated" else
