@@ -28,6 +28,7 @@ import apsw
 from .audit import audit
 from .clock import Clock
 from .errors import Conflict, EngineError, InvalidInput, InvalidRequest, NotFound
+from .system_db import open_system_db, write
 
 log = logging.getLogger("engine.auth")
 
@@ -156,10 +157,8 @@ class AuthService:
     def __init__(self, data_dir: Path, clock: Clock) -> None:
         self._clock = clock
         self._mutex = threading.RLock()
-        self._db = apsw.Connection(str(data_dir / "system.db"))
-        self._db.set_busy_timeout(5000)
+        self._db = open_system_db(data_dir)
         self._db.execute("""
-            PRAGMA journal_mode=WAL;
             CREATE TABLE IF NOT EXISTS roles(role_id INTEGER PRIMARY KEY, role_name TEXT UNIQUE NOT NULL,
                 permissions TEXT NOT NULL, description TEXT, created_at INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS users(user_id INTEGER PRIMARY KEY, username TEXT UNIQUE NOT NULL,
@@ -167,8 +166,8 @@ class AuthService:
                 created_at INTEGER NOT NULL, last_login INTEGER);
             CREATE TABLE IF NOT EXISTS api_keys(key_id INTEGER PRIMARY KEY, key_hash TEXT UNIQUE NOT NULL,
                 role TEXT NOT NULL, description TEXT, created_at INTEGER NOT NULL, last_used INTEGER);
-        """).fetchall()  # a cursor steps lazily past a row-returning PRAGMA: drain it so every statement runs
-        with self._db:
+        """)
+        with write(self._db):
             for role_id, (name, perms, desc, _) in enumerate(SEEDED_ROLES, start=1):
                 self._db.execute("INSERT OR IGNORE INTO roles VALUES(?,?,?,?,0)",
                                  (role_id, name, json.dumps(perms), desc))
@@ -184,21 +183,23 @@ class AuthService:
     def ensure_admin(self, password: str | None) -> str | None:
         """Create the `admin` user on first start; return a generated password (shown once) if one was made."""
         with self._mutex:
-            if self._db.execute("SELECT 1 FROM users WHERE username='admin'").fetchone():
+            if self._user_id_of("admin") is not None:
                 return None
-            generated = None
-            if not password:
-                password = generated = secrets.token_urlsafe(18)
-            with self._db:
-                self._db.execute("INSERT INTO users(username,password_hash,roles,enabled,created_at) "
-                                 "VALUES('admin',?,?,1,?)",
-                                 (hash_password(password), json.dumps(["admin"]), int(self._clock.time())))
-            return generated
+        generated = None
+        if not password:
+            password = generated = secrets.token_urlsafe(18)
+        hashed = hash_password(password)
+        with self._mutex, write(self._db):
+            if self._user_id_of("admin") is not None:
+                return None
+            self._db.execute("INSERT INTO users(username,password_hash,roles,enabled,created_at) VALUES('admin',?,?,1,?)",
+                             (hashed, json.dumps(["admin"]), int(self._clock.time())))
+        return generated
 
     def create_api_key(self, role: str | ApiRole, description: str | None = None) -> str:
         api_role = role if isinstance(role, ApiRole) else ApiRole.parse(role)
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        with self._mutex, self._db:
+        with self._mutex, write(self._db):
             self._db.execute("INSERT INTO api_keys(key_hash,role,description,created_at) VALUES(?,?,?,?)",
                              (_secret_hash(key), api_role.label, description, int(self._clock.time())))
         return key
@@ -222,7 +223,7 @@ class AuthService:
                 self._failures[client].append(now)
             raise Unauthorized("Invalid username or password")
         user_id, _, roles, _ = row
-        with self._mutex, self._db:
+        with self._mutex, write(self._db):
             self._db.execute("UPDATE users SET last_login=? WHERE user_id=?", (int(self._clock.time()), user_id))
         return self._issue(Principal(username, self.api_role_of(json.loads(roles)), "token", user_id))
 
@@ -294,8 +295,8 @@ class AuthService:
         self._key_used[key_id] = now
         try:
             self._db.execute("UPDATE api_keys SET last_used=? WHERE key_id=?", (int(now), key_id))
-        except apsw.BusyError:
-            log.debug("api key %s: last use not recorded, the catalogue is busy", key_id)
+        except apsw.Error as exc:
+            log.debug("api key %s: last use not recorded: %s", key_id, exc)
 
     def token_valid(self, bearer: str | None) -> bool:
         try:
@@ -344,13 +345,14 @@ class AuthService:
             _check_username(username)
             _check_password(password)
             roles = list(dict.fromkeys(roles))
-            with self._mutex, self._db:
+            hashed = None if password is None else hash_password(password)  # slow: before the write lock
+            with self._mutex, write(self._db):
                 self._check_roles_exist(roles)
                 if self._user_id_of(username) is not None:
                     raise Conflict(f"User '{username}' already exists", username=username)
                 self._db.execute("INSERT INTO users(username,password_hash,roles,enabled,created_at) VALUES(?,?,?,?,?)",
-                                 (username, None if password is None else hash_password(password), json.dumps(roles),
-                                  int(enabled is not False), int(self._clock.time())))
+                                 (username, hashed, json.dumps(roles), int(enabled is not False),
+                                  int(self._clock.time())))
                 user_id = self._db.last_insert_rowid()
             done["user_id"] = user_id
         return self.get_user(user_id)
@@ -363,7 +365,8 @@ class AuthService:
             _check_username(username)
             _check_password(password)
             roles = list(dict.fromkeys(roles))
-            with self._mutex, self._db:
+            hashed = None if password is None else hash_password(password)  # slow: before the write lock
+            with self._mutex, write(self._db):
                 current = self.get_user(user_id)
                 self._check_roles_exist(roles)
                 other = self._user_id_of(username)
@@ -373,9 +376,8 @@ class AuthService:
                 self._check_keeps_an_admin(current, roles if enabled_after else [])
                 self._db.execute("UPDATE users SET username=?, roles=?, enabled=? WHERE user_id=?",
                                  (username, json.dumps(roles), int(enabled_after), user_id))
-                if password is not None:
-                    self._db.execute("UPDATE users SET password_hash=? WHERE user_id=?",
-                                     (hash_password(password), user_id))
+                if hashed is not None:
+                    self._db.execute("UPDATE users SET password_hash=? WHERE user_id=?", (hashed, user_id))
             if (password is not None or not enabled_after or username != current.username
                     or tuple(roles) != current.roles):
                 done["tokens_revoked"] = self.revoke_user(user_id)
@@ -383,7 +385,7 @@ class AuthService:
 
     def delete_user(self, user_id: int, by: str) -> None:
         with _audited(by, "delete_user", f"user {user_id}") as done:
-            with self._mutex, self._db:
+            with self._mutex, write(self._db):
                 current = self.get_user(user_id)
                 self._check_keeps_an_admin(current, [])
                 self._db.execute("DELETE FROM users WHERE user_id=?", (user_id,))
@@ -429,7 +431,7 @@ class AuthService:
         with _audited(by, "create_role", f"role '{role_name}'", permissions=permissions) as done:
             _check_role_name(role_name)
             perms = _checked_permissions(permissions)
-            with self._mutex, self._db:
+            with self._mutex, write(self._db):
                 if self._role_id_of(role_name) is not None:
                     raise Conflict(f"Role '{role_name}' already exists", role_name=role_name)
                 self._db.execute("INSERT INTO roles(role_name,permissions,description,created_at) VALUES(?,?,?,?)",
@@ -444,7 +446,7 @@ class AuthService:
         with _audited(by, "update_role", f"role {role_id}", role_name=role_name, permissions=permissions) as done:
             _check_role_name(role_name)
             perms = _checked_permissions(permissions)
-            with self._mutex, self._db:
+            with self._mutex, write(self._db):
                 current = self._changeable_role(role_id)
                 other = self._role_id_of(role_name)
                 if other is not None and other != role_id:
@@ -460,7 +462,7 @@ class AuthService:
         return self.get_role(role_id)
 
     def delete_role(self, role_id: int, by: str) -> None:
-        with _audited(by, "delete_role", f"role {role_id}") as done, self._mutex, self._db:
+        with _audited(by, "delete_role", f"role {role_id}") as done, self._mutex, write(self._db):
             current = self._changeable_role(role_id)
             done["role_name"] = current.role_name
             holders = self._holders(current.role_name)
