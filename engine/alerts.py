@@ -55,6 +55,7 @@ from .audit import audit
 from .errors import Conflict, EngineError, InvalidInput, NotFound
 from .locks import Deadlock
 from .sessions import SessionInfo, SessionState
+from .redaction import redact_text, redact_url
 from .system_db import open_system_db, write
 
 if TYPE_CHECKING:
@@ -351,7 +352,7 @@ class WebhookNotifier:
                 self.dropped_total += 1
                 dropped = self.dropped_total
         log.warning("webhook queue full (%d): dropped a notification for %s (%d dropped so far)",
-                    self.capacity, url, dropped)
+                    self.capacity, redact_url(url), dropped)
         return False
 
     def close(self) -> None:
@@ -396,8 +397,10 @@ class WebhookNotifier:
             if response.status_code < 500 and response.status_code != 429:
                 break  # the receiver refuses this body: sending it again will not help
         self.failed_total += 1
-        self.last_error = f"{url}: {error}"
-        log.warning("webhook %s failed after %d attempts: %s", url, attempt + 1, error)
+        # the URL may be the receiver's credential: monitors read last_error, and the log is no place for it
+        error = redact_text(error, url)
+        self.last_error = f"{redact_url(url)}: {error}"
+        log.warning("webhook %s failed after %d attempts: %s", redact_url(url), attempt + 1, error)
 
 
 class AlertService:
