@@ -49,13 +49,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import apsw
 import httpx
 
 from .audit import audit
 from .errors import Conflict, EngineError, InvalidInput, NotFound
 from .locks import Deadlock
 from .sessions import SessionInfo, SessionState
+from .redaction import redact_text, redact_url
+from .system_db import open_system_db, write
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -351,7 +352,7 @@ class WebhookNotifier:
                 self.dropped_total += 1
                 dropped = self.dropped_total
         log.warning("webhook queue full (%d): dropped a notification for %s (%d dropped so far)",
-                    self.capacity, url, dropped)
+                    self.capacity, redact_url(url), dropped)
         return False
 
     def close(self) -> None:
@@ -396,8 +397,10 @@ class WebhookNotifier:
             if response.status_code < 500 and response.status_code != 429:
                 break  # the receiver refuses this body: sending it again will not help
         self.failed_total += 1
-        self.last_error = f"{url}: {error}"
-        log.warning("webhook %s failed after %d attempts: %s", url, attempt + 1, error)
+        # the URL may be the receiver's credential: monitors read last_error, and the log is no place for it
+        error = redact_text(error, url)
+        self.last_error = f"{redact_url(url)}: {error}"
+        log.warning("webhook %s failed after %d attempts: %s", redact_url(url), attempt + 1, error)
 
 
 class AlertService:
@@ -417,8 +420,7 @@ class AlertService:
         self.notifier = WebhookNotifier()
         self.last_evaluated_at: float | None = None
         self._register_engine_metrics()
-        self._db = apsw.Connection(str(engine.storage.data_dir / "system.db"))
-        self._db.set_busy_timeout(5000)
+        self._db = open_system_db(engine.storage.data_dir)
         self._db.execute("""
             CREATE TABLE IF NOT EXISTS alert_rules(rule_id TEXT PRIMARY KEY, name TEXT NOT NULL,
                 metric TEXT NOT NULL, operator TEXT NOT NULL, threshold REAL NOT NULL, for_seconds REAL NOT NULL,
@@ -429,7 +431,7 @@ class AlertService:
                 comment TEXT, created_by TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL);
         """)
         now = self._clock.time()
-        with self._db:
+        with write(self._db):
             for rule_id, name, metric, op, threshold, for_s, severity, category, description in BUILTIN_RULES:
                 self._db.execute(f"INSERT OR IGNORE INTO alert_rules VALUES({','.join('?' * len(RULE_FIELDS))})",
                                  _row(Rule(rule_id, name, metric, op, threshold, for_s, severity, category,
@@ -661,7 +663,7 @@ class AlertService:
     def _settle(self, now: float, out: list) -> None:
         """Match silences, then announce firing alerts that no silence holds back and nobody was told of."""
         for sid in [s.silence_id for s in self._silences.values() if s.expires_at < now - SILENCE_RETENTION_SECONDS]:
-            with self._db:
+            with write(self._db):
                 self._db.execute("DELETE FROM alert_silences WHERE silence_id=?", (sid,))
             del self._silences[sid]
         for alert in self._alerts.values():
@@ -784,7 +786,7 @@ class AlertService:
             if rule.builtin:
                 raise Conflict(f"Alert rule {rule_id} is built in: disable it (enabled=false) instead",
                                rule_id=rule_id)
-            with self._db:
+            with write(self._db):
                 self._db.execute("DELETE FROM alert_rules WHERE rule_id=?", (rule_id,))
             del self._rules[rule_id]
             self._resolve_rule(rule, out)
@@ -798,7 +800,7 @@ class AlertService:
                 self._condition_cleared(alert, rule, now, out)
 
     def _store(self, rule: Rule) -> None:
-        with self._db:
+        with write(self._db):
             # an upsert keeps the row (and so the rule's place in the list, which follows rowid)
             self._db.execute(f"INSERT INTO alert_rules VALUES({','.join('?' * len(RULE_FIELDS))}) "
                              "ON CONFLICT(rule_id) DO UPDATE SET "
@@ -869,7 +871,7 @@ class AlertService:
             if not math.isfinite(expires_at) or expires_at <= now:
                 raise InvalidInput("expires_at must be in the future", field="expires_at")
             silence = Silence(secrets.token_hex(8), rule_id, labels, comment, by, now, float(expires_at))
-            with self._db:
+            with write(self._db):
                 self._db.execute("INSERT INTO alert_silences VALUES(?,?,?,?,?,?,?)", (
                     silence.silence_id, rule_id, json.dumps(labels), comment, by, now, silence.expires_at))
             self._silences[silence.silence_id] = silence
@@ -882,7 +884,7 @@ class AlertService:
         with _audited(by, "delete alert silence", f"alert silence {silence_id}"), self._mutex:
             if silence_id not in self._silences:
                 raise NotFound(f"Silence {silence_id} not found", silence_id=silence_id)
-            with self._db:
+            with write(self._db):
                 self._db.execute("DELETE FROM alert_silences WHERE silence_id=?", (silence_id,))
             del self._silences[silence_id]
             self._settle(self._clock.time(), out)

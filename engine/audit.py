@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .redaction import redact_details
+
 log = logging.getLogger("engine.audit")
 
 
 def audit(who: str, action: str, target: str, result: str = "ok", **details: Any) -> None:
+    """Values under secret-sounding keys (webhook_url, password, token ...) are redacted first."""
+    details = redact_details(details)
     record = {"who": who, "action": action, "target": target, "result": result, **details}
     extra = "".join(f" {k}={v!r}" for k, v in details.items())
     log.info("%s %s %s: %s%s", who, action, target, result, extra, extra={"audit": record})

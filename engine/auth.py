@@ -16,8 +16,8 @@ import logging
 import math
 import secrets
 import threading
-from collections import deque
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
@@ -27,16 +27,18 @@ import apsw
 
 from .audit import audit
 from .clock import Clock
-from .errors import Conflict, EngineError, InvalidInput, InvalidRequest, NotFound
+from .config import EngineConfig
+from .errors import Conflict, EngineError, InvalidInput, InvalidRequest, NotFound, StorageFailure, StorageFull
+from .system_db import open_system_db, write
 
 log = logging.getLogger("engine.auth")
 
-TOKEN_TTL_SECONDS = 3600
-REFRESH_TTL_SECONDS = 7 * 86400
-LOGIN_FAILURES_ALLOWED = 5
-LOGIN_WINDOW_SECONDS = 60.0
 API_KEY_PREFIX = "rdb_"
+API_KEY_SHOWN_CHARS = 8  # of the random part: the prefix a key is listed and revoked by
 KEY_USE_RECORD_SECONDS = 60.0
+LOGIN_DELAY_BASE_SECONDS = 1.0
+LOGIN_FORGET_SECONDS = 900.0  # failures older than this (and no wait left) are forgotten
+LOGIN_TRACKED_MAX = 10_000  # users and addresses with failures remembered at once; the oldest go first
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
 
@@ -91,12 +93,23 @@ class Principal:
     user_id: int | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Token:
     principal: Principal
     expires_at: float
     refresh_hash: str
-    refresh_expires_at: float
+    login_at: float  # the chain of refreshes started here and ends at login_at + refresh_max_age_secs
+    chain_ends_at: float
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    key_id: int
+    prefix: str | None  # None for a key made before prefixes were kept: revoke it by key_id
+    role: ApiRole
+    description: str | None
+    created_at: int
+    last_used: int | None
 
 
 @dataclass(frozen=True)
@@ -147,19 +160,117 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
+# Checked against when the user is unknown, disabled or has no password, so that every failed login
+# costs the one scrypt a real check costs and its timing does not tell which usernames exist.
+_NO_USER_HASH = "scrypt$75ded8fb1eaaedf9673e316b2d013903$35dd6c2c6d30a1e195038026db1f4c17b2d81c68a5e81da15a0caaa7d4de66c8"
+
+
+def key_prefix(key: str) -> str:
+    """The part of an API key it is listed and revoked by."""
+    return key[:len(API_KEY_PREFIX) + API_KEY_SHOWN_CHARS]
+
+
 def _secret_hash(secret: str) -> str:
     # tokens and keys are long random strings, so a fast hash is enough; only the hash is kept
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@dataclass
+class _Failures:
+    count: int = 0
+    wait_until: float = -math.inf
+    last: float = -math.inf
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A login attempt in flight, counted as a failure until it succeeds."""
+
+    keys: tuple[str, str]  # the user's, the address's
+    delays: tuple[float, float]  # the wait each key's count calls for after this attempt (0: none yet)
+    address_wait_before: float
+
+
+class LoginThrottle:
+    """Failed logins slow further attempts, per user and per client address.
+
+    Each user and each address may fail `free` times; from then on every attempt must wait
+    1 s, 2 s, 4 s ... (doubling with each further failure, up to `cap` seconds) after the previous
+    failure, and an attempt made sooner is refused with the time left (429, Retry-After) without
+    checking the password or counting. A success clears the user's failures; failures are
+    forgotten after 15 minutes without one. An attempt counts as a failure from the moment it
+    starts, under one lock, so concurrent guesses cannot all slip in before the first is counted.
+    """
+
+    def __init__(self, monotonic: Callable[[], float], free: Callable[[], int], cap: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._free = free
+        self._cap = cap
+        self._mutex = threading.Lock()
+        self._failures: OrderedDict[str, _Failures] = OrderedDict()
+
+    def begin(self, username: str, address: str) -> _Attempt:
+        now = self._monotonic()
+        keys = (f"user:{username.casefold()}", f"address:{address}")
+        with self._mutex:
+            self._forget(now)
+            wait = max((st.wait_until for st in map(self._failures.get, keys) if st is not None), default=-math.inf)
+            if wait > now:
+                raise RateLimited("Too many failed logins for this user or from this address. Please try again "
+                                  "later.", retry_after=math.ceil(wait - now))
+            states = [self._failures.setdefault(k, _Failures()) for k in keys]
+            address_before = states[1].wait_until
+            delays = []
+            for key, st in zip(keys, states):
+                st.count += 1
+                st.last = now
+                over = st.count - self._free()
+                delays.append(0.0 if over < 0 else min(LOGIN_DELAY_BASE_SECONDS * 2 ** over, self._cap()))
+                if delays[-1]:
+                    st.wait_until = max(st.wait_until, now + delays[-1])
+                self._failures.move_to_end(key)
+            return _Attempt(keys, (delays[0], delays[1]), address_before)
+
+    def failed(self, attempt: _Attempt) -> None:
+        """The wait runs from the failure's answer, not its start: a slow check must not eat into it."""
+        now = self._monotonic()
+        with self._mutex:
+            for key, delay in zip(attempt.keys, attempt.delays):
+                st = self._failures.get(key)
+                if st is not None and delay:
+                    st.wait_until = max(st.wait_until, now + delay)
+
+    def succeeded(self, attempt: _Attempt) -> None:
+        """The attempt was no failure: the user starts afresh, the address loses this one count."""
+        user_key, address_key = attempt.keys
+        with self._mutex:
+            self._failures.pop(user_key, None)
+            address = self._failures.get(address_key)
+            if address is None:
+                return
+            address.count -= 1
+            if attempt.delays[1]:
+                address.wait_until = attempt.address_wait_before
+            if address.count <= 0:
+                del self._failures[address_key]
+
+    def _forget(self, now: float) -> None:
+        while self._failures:
+            key, oldest = next(iter(self._failures.items()))
+            stale = oldest.last < now - LOGIN_FORGET_SECONDS and oldest.wait_until <= now
+            if not stale and len(self._failures) < LOGIN_TRACKED_MAX:
+                return
+            del self._failures[key]
+
+
 class AuthService:
-    def __init__(self, data_dir: Path, clock: Clock) -> None:
+    def __init__(self, data_dir: Path, clock: Clock, config: Callable[[], EngineConfig] | None = None) -> None:
         self._clock = clock
+        fixed = EngineConfig()
+        self._config = config or (lambda: fixed)
         self._mutex = threading.RLock()
-        self._db = apsw.Connection(str(data_dir / "system.db"))
-        self._db.set_busy_timeout(5000)
+        self._db = open_system_db(data_dir)
         self._db.execute("""
-            PRAGMA journal_mode=WAL;
             CREATE TABLE IF NOT EXISTS roles(role_id INTEGER PRIMARY KEY, role_name TEXT UNIQUE NOT NULL,
                 permissions TEXT NOT NULL, description TEXT, created_at INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS users(user_id INTEGER PRIMARY KEY, username TEXT UNIQUE NOT NULL,
@@ -167,14 +278,20 @@ class AuthService:
                 created_at INTEGER NOT NULL, last_login INTEGER);
             CREATE TABLE IF NOT EXISTS api_keys(key_id INTEGER PRIMARY KEY, key_hash TEXT UNIQUE NOT NULL,
                 role TEXT NOT NULL, description TEXT, created_at INTEGER NOT NULL, last_used INTEGER);
-        """).fetchall()  # a cursor steps lazily past a row-returning PRAGMA: drain it so every statement runs
-        with self._db:
+        """)
+        with write(self._db):
+            columns = {name for _, name, *_ in self._db.execute("PRAGMA table_info(api_keys)")}
+            if "prefix" not in columns:  # a catalogue from before keys were listed: its keys keep a null prefix
+                self._db.execute("ALTER TABLE api_keys ADD COLUMN prefix TEXT")
+            self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS api_keys_prefix ON api_keys(prefix)")
             for role_id, (name, perms, desc, _) in enumerate(SEEDED_ROLES, start=1):
                 self._db.execute("INSERT OR IGNORE INTO roles VALUES(?,?,?,?,0)",
                                  (role_id, name, json.dumps(perms), desc))
-        self._tokens: dict[str, _Token] = {}
+        self._tokens: dict[str, _Token] = {}  # hash of the access token -> its login
+        self._by_refresh: dict[str, str] = {}  # hash of the refresh token -> hash of its access token
         self._key_used: dict[int, float] = {}  # key id -> when its use was last recorded
-        self._failures: dict[str, deque[float]] = {}
+        self.throttle = LoginThrottle(clock.monotonic, lambda: self._config().login_failures_allowed,
+                                      lambda: self._config().login_delay_max_secs)
 
     def close(self) -> None:
         self._db.close()
@@ -184,82 +301,128 @@ class AuthService:
     def ensure_admin(self, password: str | None) -> str | None:
         """Create the `admin` user on first start; return a generated password (shown once) if one was made."""
         with self._mutex:
-            if self._db.execute("SELECT 1 FROM users WHERE username='admin'").fetchone():
+            if self._user_id_of("admin") is not None:
                 return None
-            generated = None
-            if not password:
-                password = generated = secrets.token_urlsafe(18)
-            with self._db:
-                self._db.execute("INSERT INTO users(username,password_hash,roles,enabled,created_at) "
-                                 "VALUES('admin',?,?,1,?)",
-                                 (hash_password(password), json.dumps(["admin"]), int(self._clock.time())))
-            return generated
+        generated = None
+        if not password:
+            password = generated = secrets.token_urlsafe(18)
+        hashed = hash_password(password)
+        with self._mutex, write(self._db):
+            if self._user_id_of("admin") is not None:
+                return None
+            self._db.execute("INSERT INTO users(username,password_hash,roles,enabled,created_at) VALUES('admin',?,?,1,?)",
+                             (hashed, json.dumps(["admin"]), int(self._clock.time())))
+        return generated
 
-    def create_api_key(self, role: str | ApiRole, description: str | None = None) -> str:
+    def create_api_key(self, role: str | ApiRole, description: str | None = None, by: str = "cli") -> str:
+        """A new key, returned once: only its hash and its prefix (to list and revoke it by) are kept."""
         api_role = role if isinstance(role, ApiRole) else ApiRole.parse(role)
-        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        with self._mutex, self._db:
-            self._db.execute("INSERT INTO api_keys(key_hash,role,description,created_at) VALUES(?,?,?,?)",
-                             (_secret_hash(key), api_role.label, description, int(self._clock.time())))
+        if description is not None and (len(description) > 1000 or not description.isprintable()):
+            raise InvalidRequest("description must be at most 1000 printable characters", field="description")
+        with _audited(by, "create_api_key", f"{api_role.label} key", description=description) as done:
+            with self._mutex, write(self._db):
+                while True:
+                    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+                    prefix = key_prefix(key)
+                    if not self._db.execute("SELECT 1 FROM api_keys WHERE prefix=?", (prefix,)).fetchone():
+                        break
+                self._db.execute("INSERT INTO api_keys(key_hash,prefix,role,description,created_at) VALUES(?,?,?,?,?)",
+                                 (_secret_hash(key), prefix, api_role.label, description, int(self._clock.time())))
+            done["prefix"] = prefix
         return key
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, by key_id; last_used is recorded at most once a minute per key."""
+        with self._mutex:
+            rows = self._db.execute("SELECT key_id, prefix, role, description, created_at, last_used FROM api_keys "
+                                    "ORDER BY key_id").fetchall()
+        return [ApiKeyRecord(key_id, prefix, ApiRole.parse(role), description, created_at, last_used)
+                for key_id, prefix, role, description, created_at, last_used in rows]
+
+    def revoke_api_key(self, key: str, by: str) -> ApiKeyRecord:
+        """Delete a key named by its prefix or its key_id: the next request with it is refused."""
+        with _audited(by, "revoke_api_key", f"key {key}") as done:
+            with self._mutex, write(self._db):
+                found = next((k for k in self.api_keys() if k.prefix == key or str(k.key_id) == key), None)
+                if found is None:
+                    raise NotFound(f"API key {key} not found", key=key)
+                self._db.execute("DELETE FROM api_keys WHERE key_id=?", (found.key_id,))
+                self._key_used.pop(found.key_id, None)
+            done["role"] = found.role.label
+        return found
 
     # -- login and tokens --------------------------------------------------------------------
 
     def login(self, username: str, password: str, client: str) -> IssuedToken:
-        now = self._clock.monotonic()
+        """A token pair for the user's password; `client` is the address the throttle counts by."""
+        attempt = self.throttle.begin(username, client)
         with self._mutex:
-            recent = self._failures.setdefault(client, deque())
-            while recent and recent[0] < now - LOGIN_WINDOW_SECONDS:
-                recent.popleft()
-            if len(recent) >= LOGIN_FAILURES_ALLOWED:
-                raise RateLimited("Too many failed logins from this address. Please try again later.",
-                                  retry_after=int(recent[0] + LOGIN_WINDOW_SECONDS - now) + 1)
             row = self._db.execute("SELECT user_id, password_hash, roles, enabled FROM users WHERE username=?",
                                    (username,)).fetchone()
-        ok = row is not None and row[3] and row[1] is not None and verify_password(password, row[1])
-        if not ok:
-            with self._mutex:
-                self._failures[client].append(now)
+        usable = row is not None and bool(row[3]) and row[1] is not None
+        matches = verify_password(password, row[1] if usable else _NO_USER_HASH)
+        if not (usable and matches):
+            self.throttle.failed(attempt)
+            log.warning("failed login for user %s from %s", username, client)
             raise Unauthorized("Invalid username or password")
+        self.throttle.succeeded(attempt)
         user_id, _, roles, _ = row
-        with self._mutex, self._db:
-            self._db.execute("UPDATE users SET last_login=? WHERE user_id=?", (int(self._clock.time()), user_id))
-        return self._issue(Principal(username, self.api_role_of(json.loads(roles)), "token", user_id))
-
-    def _issue(self, principal: Principal) -> IssuedToken:
-        token, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        self._record_login(user_id, username)
         now = self._clock.time()
+        return self._issue(Principal(username, self.api_role_of(json.loads(roles)), "token", user_id), now, now)
+
+    def _record_login(self, user_id: int, username: str) -> None:
+        """Bookkeeping only: a disk that cannot take last_login must not refuse a right password."""
+        try:
+            with self._mutex, write(self._db):
+                self._db.execute("UPDATE users SET last_login=? WHERE user_id=?", (int(self._clock.time()), user_id))
+        except (apsw.Error, StorageFull, StorageFailure) as exc:
+            log.warning("login of %s: last_login not recorded: %s", username, exc)
+
+    def _issue(self, principal: Principal, login_at: float, now: float) -> IssuedToken:
+        token, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        config = self._config()
+        chain_ends = login_at + config.refresh_max_age_secs
+        expires = min(now + config.token_ttl_secs, chain_ends)
         with self._mutex:
             self._purge_expired(now)
-            self._tokens[_secret_hash(token)] = _Token(principal, now + TOKEN_TTL_SECONDS, _secret_hash(refresh),
-                                                       now + REFRESH_TTL_SECONDS)
-        return IssuedToken(token, refresh, now + TOKEN_TTL_SECONDS, principal)
+            key = _secret_hash(token)
+            self._tokens[key] = _Token(principal, expires, _secret_hash(refresh), login_at, chain_ends)
+            self._by_refresh[_secret_hash(refresh)] = key
+        return IssuedToken(token, refresh, expires, principal)
 
     def _purge_expired(self, now: float) -> None:
-        for key in [k for k, t in self._tokens.items() if t.refresh_expires_at < now]:
-            del self._tokens[key]
+        for key in [k for k, t in self._tokens.items() if t.chain_ends_at <= now]:
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        t = self._tokens.pop(key, None)
+        if t is not None:
+            self._by_refresh.pop(t.refresh_hash, None)
 
     def logout(self, token: str) -> None:
+        """End the login the token (access or refresh) belongs to: its refresh token stops working too."""
         with self._mutex:
-            self._tokens.pop(_secret_hash(token), None)
+            secret = _secret_hash(token)
+            self._drop(self._by_refresh.get(secret, secret))
 
-    def refresh(self, token: str | None, refresh_token: str | None) -> IssuedToken:
-        """Trade a refresh token (or a still-valid token) for a new pair; the old pair stops working."""
+    def refresh(self, refresh_token: str) -> IssuedToken:
+        """Trade a refresh token for a new pair (the old pair stops working), until the login is
+        refresh_max_age_secs old: then only a new login helps. An access token is no refresh token."""
         now = self._clock.time()
         with self._mutex:
-            for key, t in list(self._tokens.items()):
-                by_refresh = refresh_token is not None and hmac.compare_digest(t.refresh_hash, _secret_hash(refresh_token))
-                by_token = token is not None and key == _secret_hash(token) and t.expires_at > now
-                if (by_refresh and t.refresh_expires_at > now) or by_token:
-                    del self._tokens[key]
-                    return self._issue(t.principal)
-        raise Unauthorized("Invalid or expired refresh token")
+            key = self._by_refresh.get(_secret_hash(refresh_token))
+            t = None if key is None else self._tokens.get(key)
+            if t is None or t.chain_ends_at <= now:
+                raise Unauthorized("Invalid or expired refresh token")
+            self._drop(key)
+        return self._issue(t.principal, t.login_at, now)
 
     def revoke_user(self, user_id: int) -> int:
         with self._mutex:
             keys = [k for k, t in self._tokens.items() if t.principal.user_id == user_id]
             for k in keys:
-                del self._tokens[k]
+                self._drop(k)
         return len(keys)
 
     # -- checking credentials ----------------------------------------------------------------
@@ -294,8 +457,8 @@ class AuthService:
         self._key_used[key_id] = now
         try:
             self._db.execute("UPDATE api_keys SET last_used=? WHERE key_id=?", (int(now), key_id))
-        except apsw.BusyError:
-            log.debug("api key %s: last use not recorded, the catalogue is busy", key_id)
+        except apsw.Error as exc:
+            log.debug("api key %s: last use not recorded: %s", key_id, exc)
 
     def token_valid(self, bearer: str | None) -> bool:
         try:
@@ -344,13 +507,14 @@ class AuthService:
             _check_username(username)
             _check_password(password)
             roles = list(dict.fromkeys(roles))
-            with self._mutex, self._db:
+            hashed = None if password is None else hash_password(password)  # slow: before the write lock
+            with self._mutex, write(self._db):
                 self._check_roles_exist(roles)
                 if self._user_id_of(username) is not None:
                     raise Conflict(f"User '{username}' already exists", username=username)
                 self._db.execute("INSERT INTO users(username,password_hash,roles,enabled,created_at) VALUES(?,?,?,?,?)",
-                                 (username, None if password is None else hash_password(password), json.dumps(roles),
-                                  int(enabled is not False), int(self._clock.time())))
+                                 (username, hashed, json.dumps(roles), int(enabled is not False),
+                                  int(self._clock.time())))
                 user_id = self._db.last_insert_rowid()
             done["user_id"] = user_id
         return self.get_user(user_id)
@@ -363,7 +527,8 @@ class AuthService:
             _check_username(username)
             _check_password(password)
             roles = list(dict.fromkeys(roles))
-            with self._mutex, self._db:
+            hashed = None if password is None else hash_password(password)  # slow: before the write lock
+            with self._mutex, write(self._db):
                 current = self.get_user(user_id)
                 self._check_roles_exist(roles)
                 other = self._user_id_of(username)
@@ -373,9 +538,8 @@ class AuthService:
                 self._check_keeps_an_admin(current, roles if enabled_after else [])
                 self._db.execute("UPDATE users SET username=?, roles=?, enabled=? WHERE user_id=?",
                                  (username, json.dumps(roles), int(enabled_after), user_id))
-                if password is not None:
-                    self._db.execute("UPDATE users SET password_hash=? WHERE user_id=?",
-                                     (hash_password(password), user_id))
+                if hashed is not None:
+                    self._db.execute("UPDATE users SET password_hash=? WHERE user_id=?", (hashed, user_id))
             if (password is not None or not enabled_after or username != current.username
                     or tuple(roles) != current.roles):
                 done["tokens_revoked"] = self.revoke_user(user_id)
@@ -383,7 +547,7 @@ class AuthService:
 
     def delete_user(self, user_id: int, by: str) -> None:
         with _audited(by, "delete_user", f"user {user_id}") as done:
-            with self._mutex, self._db:
+            with self._mutex, write(self._db):
                 current = self.get_user(user_id)
                 self._check_keeps_an_admin(current, [])
                 self._db.execute("DELETE FROM users WHERE user_id=?", (user_id,))
@@ -429,7 +593,7 @@ class AuthService:
         with _audited(by, "create_role", f"role '{role_name}'", permissions=permissions) as done:
             _check_role_name(role_name)
             perms = _checked_permissions(permissions)
-            with self._mutex, self._db:
+            with self._mutex, write(self._db):
                 if self._role_id_of(role_name) is not None:
                     raise Conflict(f"Role '{role_name}' already exists", role_name=role_name)
                 self._db.execute("INSERT INTO roles(role_name,permissions,description,created_at) VALUES(?,?,?,?)",
@@ -444,7 +608,7 @@ class AuthService:
         with _audited(by, "update_role", f"role {role_id}", role_name=role_name, permissions=permissions) as done:
             _check_role_name(role_name)
             perms = _checked_permissions(permissions)
-            with self._mutex, self._db:
+            with self._mutex, write(self._db):
                 current = self._changeable_role(role_id)
                 other = self._role_id_of(role_name)
                 if other is not None and other != role_id:
@@ -460,7 +624,7 @@ class AuthService:
         return self.get_role(role_id)
 
     def delete_role(self, role_id: int, by: str) -> None:
-        with _audited(by, "delete_role", f"role {role_id}") as done, self._mutex, self._db:
+        with _audited(by, "delete_role", f"role {role_id}") as done, self._mutex, write(self._db):
             current = self._changeable_role(role_id)
             done["role_name"] = current.role_name
             holders = self._holders(current.role_name)

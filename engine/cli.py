@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .logs import OneLineFormatter, escape_control
+
+if TYPE_CHECKING:
+    from .auth import ApiKeyRecord
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -28,17 +35,36 @@ def _apikey(args: argparse.Namespace) -> int:
     from .errors import EngineError
 
     data = Path(args.data)
+    if args.apikey_command != "create" and not (data / "system.db").exists():
+        print(f"error: no engine catalogue in {data} (system.db); give the engine's --data", file=sys.stderr)
+        return 2
     data.mkdir(parents=True, exist_ok=True)
     auth = AuthService(data, SystemClock())
     try:
-        key = auth.create_api_key(args.role, args.description)
+        if args.apikey_command == "create":
+            print(auth.create_api_key(args.role, args.description))
+        elif args.apikey_command == "list":
+            print(_key_table(auth.api_keys()))
+        else:
+            revoked = auth.revoke_api_key(args.key, by="cli")
+            print(f"revoked {revoked.prefix or revoked.key_id} ({revoked.role.label})")
     except EngineError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     finally:
         auth.close()
-    print(key)
     return 0
+
+
+def _key_table(keys: list[ApiKeyRecord]) -> str:
+    def when(t: int | None) -> str:
+        return "never" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+    rows = [("KEY_ID", "PREFIX", "ROLE", "CREATED", "LAST USED", "DESCRIPTION")]
+    rows += [(str(k.key_id), k.prefix or "-", k.role.label, when(k.created_at), when(k.last_used),
+              escape_control(k.description or "")) for k in keys]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,12 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--data", default=".", help="data directory of the engine (default: .)")
     create.add_argument("--description", help="what the key is for")
     create.set_defaults(func=_apikey)
+    listing = key_sub.add_parser("list", help="list API keys: prefix, role, created, last used (never the keys)")
+    listing.add_argument("--data", default=".", help="data directory of the engine (default: .)")
+    listing.set_defaults(func=_apikey)
+    revoke = key_sub.add_parser("revoke", help="revoke an API key at once, by its prefix or key id")
+    revoke.add_argument("key", help="the prefix shown by `apikey list` (rdb_...), or the key id")
+    revoke.add_argument("--data", default=".", help="data directory of the engine (default: .)")
+    revoke.set_defaults(func=_apikey)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.command == "serve" else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.command == "serve" else logging.WARNING, handlers=[handler])
+    # httpx logs every request's full URL at info: a webhook URL is a credential (engine.redaction)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return args.func(args)
 
 

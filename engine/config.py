@@ -9,6 +9,8 @@ one ("Unknown configuration key: K", "max_connections must be between 1 and 1000
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 import math
 import os
 from collections.abc import Callable
@@ -81,6 +83,20 @@ def _backup_dir(value: str) -> str | None:
     return None
 
 
+def _networks(value: str) -> str | None:
+    try:
+        proxy_networks(value)
+    except ValueError as exc:
+        return f"trusted_proxies must be a comma-separated list of IP addresses or networks: {exc}"
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def proxy_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of a trusted_proxies value ("10.0.0.1, 192.168.0.0/16"); ValueError names a bad one."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+
+
 def _setting(default: Any, unit: str = "", lo: float | None = None, hi: float | None = None,
              applies: Applies = Applies.LIVE, choices: tuple[str, ...] = (), doc: str = "",
              check: Callable[[Any], str | None] | None = None) -> Any:
@@ -120,6 +136,17 @@ class EngineConfig:
     alert_history_size: int = _setting(1000, "alerts", 10, 100_000, doc="alerts kept, resolved ones dropped first")
     backup_dir: str = _setting("", doc="where backups are written: relative to the data directory (empty: backups), "
                                            f"or absolute inside a directory named in {ALLOWED_DIRS_ENV}", check=_backup_dir)
+    # Authentication.
+    trusted_proxies: str = _setting("", check=_networks,
+                                    doc="comma-separated addresses or networks of reverse proxies whose "
+                                        "X-Forwarded-For is believed; empty: the peer address is the client")
+    token_ttl_secs: int = _setting(3600, "s", 60, 86400, doc="lifetime of an access token from login or refresh")
+    refresh_max_age_secs: int = _setting(7 * 86400, "s", 300, 365 * 86400,
+                                         doc="absolute lifetime of a login: refreshing cannot extend it past this")
+    login_failures_allowed: int = _setting(5, "failures", 1, 1000,
+                                           doc="failed logins per user and per address before each further "
+                                               "attempt must wait (1 s, doubling per failure)")
+    login_delay_max_secs: int = _setting(60, "s", 1, 3600, doc="the longest wait between two login attempts")
 
     @classmethod
     def describe(cls) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ restart is saved at once and reported as pending until the engine restarts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -23,7 +24,7 @@ import tomli_w
 
 from .audit import audit
 from .config import Applies, EngineConfig, applies, check_setting
-from .errors import EngineError
+from .errors import NO_SPACE, EngineError, StorageFull
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -143,6 +144,11 @@ class ConfigStore:
                 os.fsync(f.fileno())
             os.replace(scratch, self.path)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                scratch.unlink(missing_ok=True)
+            if exc.errno in NO_SPACE:
+                raise StorageFull(f"the disk is full: cannot save the settings file {self.path}; nothing was "
+                                  "changed", file=str(self.path)) from exc
             raise ConfigFileError(f"cannot save the settings file {self.path}: {exc.strerror}",
                                   file=str(self.path)) from exc
         self.updated_at = self.path.stat().st_mtime

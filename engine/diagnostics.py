@@ -31,6 +31,7 @@ from .errors import Conflict, EngineError, InvalidInput, NotFound
 from .locks import Deadlock, LockInfo
 from .sessions import SessionInfo, SessionState
 from .statements import Statement
+from .system_db import open_system_db, write
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -180,8 +181,7 @@ class IncidentService:
         self._failures: OrderedDict[str, deque[tuple[float, dict[str, Any]]]] = OrderedDict()  # sql_id -> (when, what)
         self._unwritten: set[int] = set()
         self.closed = False
-        self._db = apsw.Connection(str(engine.storage.data_dir / "system.db"))
-        self._db.set_busy_timeout(5000)
+        self._db = open_system_db(engine.storage.data_dir)
         self._db.execute("CREATE TABLE IF NOT EXISTS incidents(id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
         for (body,) in reversed(self._db.execute("SELECT body FROM incidents ORDER BY id DESC LIMIT ?",
                                                  (max_incidents,)).fetchall()):
@@ -346,12 +346,12 @@ class IncidentService:
             incident = self._incidents.get(incident_id)
             body = None if incident is None else incident.to_json()
         try:
-            with self._db:
+            with write(self._db):
                 if body is None:
                     self._db.execute("DELETE FROM incidents WHERE id=?", (incident_id,))
                 else:
                     self._db.execute("INSERT OR REPLACE INTO incidents(id, body) VALUES(?, ?)", (incident_id, body))
-        except apsw.Error:
+        except (apsw.Error, EngineError):
             log.exception("could not store incident %s", incident_id)
 
     # -- evidence ----------------------------------------------------------------------------

@@ -134,7 +134,7 @@ class Engine:
         self.stats = StatementStats(self.clock, self.config)
         self.ash = ActiveSessionHistory(self.clock, self.config)
         self.host = HostMonitor(self.storage.data_dir)
-        self.auth = AuthService(self.storage.data_dir, self.clock)
+        self.auth = AuthService(self.storage.data_dir, self.clock, lambda: self.config)
         self.remote = RemoteSessions(self)
         self.wal = WalMonitor(self.storage, self.clock)
         self.health = HealthService(self)

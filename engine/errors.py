@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
+
+# errno values that mean the disk (or the user's quota) has no room left
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class EngineError(Exception):
@@ -78,3 +82,15 @@ class Gone(EngineError):
     """The target existed but is no more (an expired diagnostic dump)."""
 
     code = "GONE"
+
+
+class StorageFull(EngineError):
+    """The disk (or a file's size limit) refused a write; nothing was changed."""
+
+    code = "INSUFFICIENT_STORAGE"
+
+
+class StorageFailure(EngineError):
+    """A write failed on an I/O error other than a full disk; nothing was changed."""
+
+    code = "STORAGE_UNAVAILABLE"

@@ -45,6 +45,32 @@ AUDIT = "engine.audit"
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_control(text: str) -> str:
+    """`text` on one line: line breaks and other unprintable characters as escapes, so that text a
+    client chose (a username, a path) cannot end a log line and forge the next one."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _ESCAPES.get(c) or c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """A formatter whose message part is escaped to one line; a traceback still follows on its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return self._style.format(_Escaped(record))
+
+
+class _Escaped:
+    """The record's attributes, with the message escaped (the record itself stays as the handlers got it)."""
+
+    def __init__(self, record: logging.LogRecord) -> None:
+        self.__dict__.update(record.__dict__, message=escape_control(record.message))
+
+
 def level_name(levelno: int) -> LogLevel:
     """The highest level at or below `levelno` (a custom level 25 counts as info)."""
     name = LogLevel.TRACE
@@ -96,7 +122,7 @@ class LogRing(logging.Handler):
             if record.exc_info:
                 context["exception"] = self.formatter.formatException(record.exc_info)  # type: ignore[union-attr]
             self._entries.append(LogEntry(next(self._ids), record.created, record.levelno, level_name(record.levelno),
-                                          record.name, record.getMessage(), context))
+                                          record.name, escape_control(record.getMessage()), context))
         except Exception:  # a record that cannot be rendered must not break the code that logged it
             self.handleError(record)
 
@@ -121,7 +147,7 @@ class EngineLogs:
         self.ring = LogRing(config.log_ring_size)
         self.file = RotatingFileHandler(self.path, maxBytes=config.log_file_max_bytes,
                                         backupCount=config.log_file_backups, encoding="utf-8", delay=True)
-        self.file.setFormatter(logging.Formatter(FILE_FORMAT))
+        self.file.setFormatter(OneLineFormatter(FILE_FORMAT))
         self._threshold = _Threshold(LEVELS[config.log_level])
         self.levelno = self._threshold.levelno
         root = logging.getLogger(ROOT)

@@ -12,11 +12,14 @@ import threading
 from collections.abc import Callable, Generator
 from pathlib import Path
 from types import FrameType
+from urllib.parse import parse_qsl, urlencode
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from .api import create_app
 from .engine import Engine
+from .logs import escape_control
 
 log = logging.getLogger("engine.server")
 ADMIN_PASSWORD_ENV = "RDBTOP_ADMIN_PASSWORD"
@@ -60,6 +63,42 @@ class _Server(uvicorn.Server):
         threading.Thread(target=self._on_stop, name="engine-shutdown").start()
 
 
+# Query parameters that carry credentials (the WebSocket's ?token=): their values never reach the access log.
+SECRET_PARAMETERS = frozenset({"token", "access_token", "api_key", "apikey", "key", "refresh_token"})
+
+
+def server_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for the engine. proxy_headers is off: uvicorn would otherwise take the
+    client address from X-Forwarded-For of any peer in forwarded_allow_ips (127.0.0.1 by default), so
+    a client on the same machine could choose its address and walk past the login throttle. The
+    engine reads the header itself, from the proxies `trusted_proxies` names (engine.api.deps)."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off", timeout_graceful_shutdown=10,
+                            proxy_headers=False, server_header=False)
+    for name in ("uvicorn.access", "uvicorn.error"):  # the second logs WebSocket handshakes, with their URL
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ScrubRequestTargets) for f in logger.filters):
+            logger.addFilter(ScrubRequestTargets())
+    return config
+
+
+class ScrubRequestTargets(logging.Filter):
+    """uvicorn's request lines with credential values in the query string replaced by REDACTED."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(scrub_target(a) if isinstance(a, str) and a.startswith("/") else a
+                                for a in record.args)
+        return True
+
+
+def scrub_target(target: str) -> str:
+    path, sep, query = target.partition("?")
+    if sep:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "REDACTED" if k.lower() in SECRET_PARAMETERS else v) for k, v in pairs])
+    return escape_control(path + sep + query)
+
+
 def serve(data_dir: str | None, host: str, port: int, demo_sessions: int | None, seed: int) -> int:
     if not is_loopback(host):
         log.warning("listening on %s: the API is reachable from other machines; use TLS in front of it", host)
@@ -83,9 +122,7 @@ def serve(data_dir: str | None, host: str, port: int, demo_sessions: int | None,
                 workload.stop()
             engine.close()
 
-    config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="info", lifespan="off",
-                            timeout_graceful_shutdown=10)
-    server = _Server(config, shutdown)
+    server = _Server(server_config(create_app(engine), host, port), shutdown)
     try:
         server.run()
     finally:

@@ -15,6 +15,7 @@ _ERROR_RESPONSES = {
     404: "unknown id or path", 405: "method not allowed", 409: "state conflict or statement outcome",
     413: "request body too large", 429: "rate limited", 500: "unexpected error (see request_id)",
     503: "engine unavailable or unhealthy",
+    507: "the disk is full (INSUFFICIENT_STORAGE): nothing was changed",
 }
 
 

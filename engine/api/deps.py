@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..auth import ApiRole, Forbidden, Principal, Unauthorized
+from ..config import proxy_networks
 from ..engine import Engine
 
 _bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/login")
@@ -20,6 +22,33 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def client_address(request: Request, trusted_proxies: str) -> str:
+    """Where a request comes from: the TCP peer, unless the peer is one of `trusted_proxies`; then the
+    nearest X-Forwarded-For hop that is not itself a trusted proxy (hops further left were written by
+    the client and prove nothing). The server never lets uvicorn rewrite the peer from the header."""
+    peer = request.client.host if request.client else "unknown"
+    networks = proxy_networks(trusted_proxies)
+    if not networks or not _within(peer, networks):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, networks):
+            return hop if _address(hop) is not None else peer
+    return hops[0] if hops else peer
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _within(host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    address = _address(host)
+    return address is not None and any(address in n for n in networks)
 
 
 def current_principal(request: Request,

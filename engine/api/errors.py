@@ -9,6 +9,7 @@ import uuid
 from urllib.parse import parse_qsl
 from typing import Any
 
+import apsw
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..auth import Forbidden, RateLimited, Unauthorized
 from ..errors import (Conflict, DeadlockDetected, EngineError, Gone, InvalidInput, LockTimeout, NotFound,
                       QueryCanceled, QueryTimeout, SerializationFailure, SessionBusy, SessionTerminated, SqlError,
-                      TooManyConnections)
+                      NO_SPACE, StorageFailure, StorageFull, TooManyConnections)
 
 log = logging.getLogger("engine.api")
 
@@ -30,6 +31,7 @@ STATUS_OF: dict[type[EngineError], int] = {
     NotFound: 404, InvalidInput: 400, SqlError: 400, Unauthorized: 401, Forbidden: 403, RateLimited: 429,
     Conflict: 409, SessionBusy: 409, QueryCanceled: 409, LockTimeout: 409, DeadlockDetected: 409,
     SessionTerminated: 409, SerializationFailure: 409, QueryTimeout: 409, TooManyConnections: 503, Gone: 410,
+    StorageFull: 507, StorageFailure: 503,
 }
 _HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
                405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT", 410: "GONE",
@@ -109,6 +111,26 @@ def install_error_handlers(app: FastAPI) -> None:
                   request_id_of(request), exc_info=exc)
         return error_response(request, 500, "INTERNAL_ERROR",
                               "internal error; the server log has the details under this request_id")
+
+    async def storage(request: Request, exc: Exception) -> JSONResponse:
+        """A full disk that reached a route without a service naming it: still the machine's fault, not a 500."""
+        found = storage_error(exc)
+        if found is None:
+            return await unexpected(request, exc)
+        log.warning("%s %s (request %s): %s", request.method, request.url.path, request_id_of(request), found.message)
+        return error_response(request, _status(found), found.code, found.message)
+
+    for kind in (apsw.FullError, apsw.IOError, OSError):
+        app.add_exception_handler(kind, storage)
+
+
+def storage_error(exc: BaseException) -> EngineError | None:
+    """The StorageFull or StorageFailure a raw SQLite or OS error stands for, or None."""
+    if isinstance(exc, apsw.FullError) or (isinstance(exc, OSError) and exc.errno in NO_SPACE):
+        return StorageFull(f"the disk is full: {exc}")
+    if isinstance(exc, apsw.IOError):
+        return StorageFailure(f"storage I/O error: {exc}")
+    return None
 
 
 def allowed_methods(request: Request) -> list[str] | None:

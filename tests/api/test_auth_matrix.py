@@ -13,8 +13,8 @@ from engine.api import create_app
 from engine.auth import ApiRole
 
 PUBLIC = re.compile(r"^/api/v1/(health/|admin/health$|auth/)")
-# Reads only an admin may make: who the users are and what their roles grant.
-ADMIN_READS = re.compile(r"^/api/v1/admin/(users|roles)")
+# Reads only an admin may make: who the users are, what their roles grant, which API keys exist.
+ADMIN_READS = re.compile(r"^/api/v1/admin/(users|roles|api-keys)")
 RANKS = {"monitor": ApiRole.MONITOR, "operator": ApiRole.OPERATOR, "admin": ApiRole.ADMIN}
 
 

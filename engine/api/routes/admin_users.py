@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from ...auth import RoleRecord, UserRecord
+from ...auth import API_KEY_PREFIX, API_KEY_SHOWN_CHARS, ApiKeyRecord, RoleRecord, UserRecord, key_prefix
 from ..deps import Admin, EngineDep
 from ..pagination import Pages, Paginated, paginate
 
@@ -138,4 +138,55 @@ def update_role(engine: EngineDep, who: Admin, role_id: RoleId, body: RoleReques
 @router.delete("/roles/{role_id}", status_code=204, response_class=Response)
 def delete_role(engine: EngineDep, who: Admin, role_id: RoleId) -> Response:
     engine.auth.delete_role(role_id, by=who.name)
+    return Response(status_code=204)
+
+
+# -- API keys --------------------------------------------------------------------------------
+
+KeyRef = Annotated[str, Path(pattern=rf"^({API_KEY_PREFIX}[A-Za-z0-9_-]{{{API_KEY_SHOWN_CHARS}}}|[1-9][0-9]{{0,17}})$",
+                             description="the key's prefix as listed, or its key_id")]
+
+
+class ApiKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["monitor", "operator", "admin"]
+    description: str | None = Field(None, max_length=1000)
+
+
+class ApiKeyResponse(BaseModel):
+    key_id: int
+    prefix: str | None = Field(description="the key's first characters, enough to tell keys apart; null for a key "
+                                           "made before prefixes were kept")
+    role: str
+    description: str | None
+    created_at: int
+    last_used: int | None = Field(description="Unix seconds, recorded at most once a minute per key")
+
+    @classmethod
+    def of(cls, k: ApiKeyRecord) -> ApiKeyResponse:
+        return cls(key_id=k.key_id, prefix=k.prefix, role=k.role.label, description=k.description,
+                   created_at=k.created_at, last_used=k.last_used)
+
+
+class NewApiKey(ApiKeyResponse):
+    key: str = Field(description="the key itself, shown this once: only its hash is kept")
+
+
+@router.get("/api-keys", response_model=list[ApiKeyResponse], tags=["api keys"])
+def list_api_keys(engine: EngineDep, _: Admin) -> list[ApiKeyResponse]:
+    """Every key by key_id (a bare array, like roles); never the keys themselves."""
+    return [ApiKeyResponse.of(k) for k in engine.auth.api_keys()]
+
+
+@router.post("/api-keys", response_model=NewApiKey, status_code=201, tags=["api keys"])
+def create_api_key(engine: EngineDep, who: Admin, body: ApiKeyRequest) -> NewApiKey:
+    key = engine.auth.create_api_key(body.role, body.description, by=who.name)
+    made = next(k for k in engine.auth.api_keys() if k.prefix == key_prefix(key))
+    return NewApiKey(**ApiKeyResponse.of(made).model_dump(), key=key)
+
+
+@router.delete("/api-keys/{key}", status_code=204, response_class=Response, tags=["api keys"])
+def revoke_api_key(engine: EngineDep, who: Admin, key: KeyRef) -> Response:
+    """The key is refused from the next request on."""
+    engine.auth.revoke_api_key(key, by=who.name)
     return Response(status_code=204)

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from ...alerts import MAX_DURATION_SECONDS, AlertState, Category, Op, Rule, Severity
 from ...alerts import Alert as EngineAlert
 from ...alerts import Silence as EngineSilence
+from ...auth import ApiRole, Principal
+from ...redaction import redact_url
 from ..deps import Admin, EngineDep, Monitor, Operator
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -88,7 +90,7 @@ class AlertRule(BaseModel):
     category: Category
     cooldown_seconds: float = Field(description="least time between two firings of one alert")
     enabled: bool
-    webhook_url: str | None
+    webhook_url: str | None = Field(description="scheme and host only (https://host/…) unless the caller is an admin")
     description: str
     builtin: bool = Field(description="built-in rules can be tuned and disabled, not deleted")
     created_at: int
@@ -96,11 +98,12 @@ class AlertRule(BaseModel):
     metric_available: bool = Field(description="false while nothing provides the metric: the rule cannot fire")
 
     @classmethod
-    def of(cls, rule: Rule, available: bool) -> AlertRule:
+    def of(cls, rule: Rule, available: bool, reveal: bool) -> AlertRule:
         return cls(rule_id=rule.rule_id, name=rule.name, metric=rule.metric, operator=rule.operator,
                    threshold=rule.threshold, for_seconds=rule.for_seconds, severity=rule.severity,
                    category=rule.category, cooldown_seconds=rule.cooldown_seconds, enabled=rule.enabled,
-                   webhook_url=rule.webhook_url, description=rule.description, builtin=rule.builtin,
+                   webhook_url=rule.webhook_url if reveal or rule.webhook_url is None else redact_url(rule.webhook_url),
+                   description=rule.description, builtin=rule.builtin,
                    created_at=int(rule.created_at), updated_at=int(rule.updated_at), metric_available=available)
 
 
@@ -196,28 +199,28 @@ def list_alerts(engine: EngineDep, _: Monitor,
 
 # -- rules -----------------------------------------------------------------------------------
 
-def _rule(engine: EngineDep, rule: Rule) -> AlertRule:
-    return AlertRule.of(rule, engine.alerts.metric_available(rule.metric))
+def _rule(engine: EngineDep, rule: Rule, who: Principal) -> AlertRule:
+    return AlertRule.of(rule, engine.alerts.metric_available(rule.metric), reveal=who.role >= ApiRole.ADMIN)
 
 
 @router.get("/rules", response_model=list[AlertRule])
-def list_rules(engine: EngineDep, _: Monitor) -> list[AlertRule]:
-    return [_rule(engine, r) for r in engine.alerts.rules()]
+def list_rules(engine: EngineDep, who: Monitor) -> list[AlertRule]:
+    return [_rule(engine, r, who) for r in engine.alerts.rules()]
 
 
 @router.post("/rules", response_model=AlertRule, status_code=201)
 def create_rule(engine: EngineDep, who: Admin, body: RuleCreate) -> AlertRule:
-    return _rule(engine, engine.alerts.create_rule(who.name, **body.model_dump()))
+    return _rule(engine, engine.alerts.create_rule(who.name, **body.model_dump()), who)
 
 
 @router.get("/rules/{rule_id}", response_model=AlertRule)
-def get_rule(engine: EngineDep, _: Monitor, rule_id: RuleId) -> AlertRule:
-    return _rule(engine, engine.alerts.rule(rule_id))
+def get_rule(engine: EngineDep, who: Monitor, rule_id: RuleId) -> AlertRule:
+    return _rule(engine, engine.alerts.rule(rule_id), who)
 
 
 @router.put("/rules/{rule_id}", response_model=AlertRule)
 def update_rule(engine: EngineDep, who: Admin, rule_id: RuleId, body: RuleUpdate) -> AlertRule:
-    return _rule(engine, engine.alerts.update_rule(rule_id, who.name, **body.model_dump(exclude_unset=True)))
+    return _rule(engine, engine.alerts.update_rule(rule_id, who.name, **body.model_dump(exclude_unset=True)), who)
 
 
 @router.delete("/rules/{rule_id}", status_code=204, response_class=Response)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...auth import Unauthorized
-from ..deps import EngineDep
+from ..deps import EngineDep, client_address
 from ..models import Message
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -59,7 +59,8 @@ class LoginResponse(BaseModel):
 
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    refresh_token: str | None = Field(default=None, max_length=512)
+    refresh_token: str | None = Field(default=None, max_length=512,
+                                      description="or send it as the bearer token (RustyDB's refresh has no body)")
 
 
 class Validity(BaseModel):
@@ -68,13 +69,10 @@ class Validity(BaseModel):
     role: str | None = None
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 @router.post("/login", response_model=LoginResponse, response_model_by_alias=True)
 def login(engine: EngineDep, body: LoginRequest, request: Request) -> LoginResponse:
-    issued = engine.auth.login(body.username, body.password, _client(request))
+    """Failed logins slow further attempts per user and per address (429 with Retry-After): see the README."""
+    issued = engine.auth.login(body.username, body.password, client_address(request, engine.config.trusted_proxies))
     user = engine.auth.user(body.username)
     role = issued.principal.role.label
     return LoginResponse(success=True, data=LoginData(
@@ -94,7 +92,11 @@ def logout(engine: EngineDep, request: Request) -> Message:
 
 @router.post("/refresh", response_model=SessionOut, response_model_by_alias=True)
 def refresh(engine: EngineDep, request: Request, body: RefreshRequest | None = None) -> SessionOut:
-    issued = engine.auth.refresh(_bearer(request), body.refresh_token if body else None)
+    """A new pair for the refresh token (an access token is refused), up to refresh_max_age_secs after the login."""
+    refresh_token = (body.refresh_token if body else None) or _bearer(request)
+    if refresh_token is None:
+        raise Unauthorized("Invalid or expired refresh token")
+    issued = engine.auth.refresh(refresh_token)
     return SessionOut(token=issued.token, refresh_token=issued.refresh_token, expires_at=str(int(issued.expires_at)))
 
 
