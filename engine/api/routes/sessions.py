@@ -26,7 +26,7 @@ _SORT = {
     "created_at": lambda s: s.connected_at, "last_activity": lambda s: s.last_activity,
     "state_seconds": lambda s: -s.state_since, "application_name": lambda s: s.application_name,
     "transaction_seconds": lambda s: -s.txn.started_at if s.txn is not None else -math.inf,
-    "cpu_time_ms": lambda s: s.counters.cpu_time_ms, "statements": lambda s: s.counters.statements,
+    "cpu_time_ms": lambda s: s.cpu_time_ms(), "statements": lambda s: s.counters.statements,
     "rows_returned": lambda s: s.counters.rows_read, "cache_misses": lambda s: s.counters.cache_misses,
     "pages_written": lambda s: s.counters.pages_written,
 }
