@@ -315,7 +315,10 @@ class Session:
             with self._stop:
                 self._in_sqlite = False
         if monitoring:
-            self._count_cpu(stmt, text)
+            if stmt.cpu_start is None:  # untimed: a light text, counted at its measured mean
+                stmt.cpu_ms = text.cpu_mean_ms
+            else:
+                self._count_cpu(stmt, text)
         if profile:
             conn.trace_v2(0, None)
             stmt.vm_steps = stmt.vm_steps or 0  # profiled, even if SQLite sent no event (an error)
@@ -358,11 +361,8 @@ class Session:
         stmt.cpu_start = time.clock_gettime(self._cpu_clock)
 
     def _count_cpu(self, stmt: Statement, text: SqlText) -> None:
-        start = stmt.cpu_start
-        if start is None:
-            stmt.cpu_ms = text.cpu_mean_ms
-            return
-        stmt.cpu_ms = ms = stmt.cpu_base_ms + (time.clock_gettime(stmt.cpu_clock) - start) * 1000
+        assert stmt.cpu_start is not None
+        stmt.cpu_ms = ms = stmt.cpu_base_ms + (time.clock_gettime(stmt.cpu_clock) - stmt.cpu_start) * 1000
         text.add_cpu(ms, HEAVY_CPU_MS)
 
     def _plan(self, stmt: Statement, params: Any, resample: bool) -> None:
