@@ -22,7 +22,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *sql;
     long long calls, rows, written, errors;
-    double total_ms, min_ms, max_ms, first_seen, last_end;
+    double total_ms, min_ms, max_ms, cpu_ms, first_seen, last_end;
     /* a window [lo, lo + n) of the histogram: one fingerprint's latencies span few buckets */
     uint64_t *counts;
     int lo, n;
@@ -74,7 +74,7 @@ Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
     Py_INCREF(sql);
     Py_XSETREF(self->sql, sql);
     self->calls = self->rows = self->written = self->errors = 0;
-    self->total_ms = self->max_ms = 0.0;
+    self->total_ms = self->max_ms = self->cpu_ms = 0.0;
     self->min_ms = INFINITY;
     self->first_seen = self->last_end = first_seen;
     PyMem_Free(self->counts);
@@ -133,6 +133,7 @@ Accumulator_merge(Accumulator *self, PyObject *arg)
     self->written += o->written;
     self->errors += o->errors;
     self->total_ms += o->total_ms;
+    self->cpu_ms += o->cpu_ms;
     if (o->min_ms < self->min_ms)
         self->min_ms = o->min_ms;
     if (o->max_ms > self->max_ms)
@@ -144,12 +145,12 @@ Accumulator_merge(Accumulator *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* record_call(accs, key, ms, rows, written, failed, started_at) -> bool */
+/* record_call(accs, key, ms, cpu_ms, rows, written, failed, started_at) -> bool */
 static PyObject *
 record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_Format(PyExc_TypeError, "record_call() takes 7 arguments (%zd given)", nargs);
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "record_call() takes 8 arguments (%zd given)", nargs);
         return NULL;
     }
     if (!PyDict_Check(args[0])) {
@@ -168,10 +169,11 @@ record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Accumulator *a = (Accumulator *)found;
     double ms = PyFloat_AsDouble(args[2]);
-    long long rows = PyLong_AsLongLong(args[3]);
-    long long written = PyLong_AsLongLong(args[4]);
-    int failed = PyObject_IsTrue(args[5]);
-    double started_at = PyFloat_AsDouble(args[6]);
+    double cpu_ms = PyFloat_AsDouble(args[3]);
+    long long rows = PyLong_AsLongLong(args[4]);
+    long long written = PyLong_AsLongLong(args[5]);
+    int failed = PyObject_IsTrue(args[6]);
+    double started_at = PyFloat_AsDouble(args[7]);
     if (PyErr_Occurred() || failed < 0)
         return NULL;
     int b = bucket_of(ms);
@@ -180,6 +182,7 @@ record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     a->counts[b - a->lo] += 1;
     a->calls += 1;
     a->total_ms += ms;
+    a->cpu_ms += cpu_ms;
     if (ms < a->min_ms)
         a->min_ms = ms;
     if (ms > a->max_ms)
@@ -200,6 +203,7 @@ static PyMemberDef Accumulator_members[] = {
     {"total_ms", T_DOUBLE, offsetof(Accumulator, total_ms), 0, NULL},
     {"min_ms", T_DOUBLE, offsetof(Accumulator, min_ms), 0, NULL},
     {"max_ms", T_DOUBLE, offsetof(Accumulator, max_ms), 0, NULL},
+    {"cpu_ms", T_DOUBLE, offsetof(Accumulator, cpu_ms), 0, NULL},
     {"first_seen", T_DOUBLE, offsetof(Accumulator, first_seen), 0, NULL},
     {"last_end", T_DOUBLE, offsetof(Accumulator, last_end), 0, NULL},
     {NULL},
@@ -231,7 +235,7 @@ static PyTypeObject AccumulatorType = {
 
 static PyMethodDef module_methods[] = {
     {"record_call", (PyCFunction)(void (*)(void))record_call, METH_FASTCALL,
-     "record_call(accs, key, ms, rows, written, failed, started_at) -> bool: count one call into "
+     "record_call(accs, key, ms, cpu_ms, rows, written, failed, started_at) -> bool: count one call into "
      "accs[key]; False (and nothing counted) when accs has no such key."},
     {NULL},
 };

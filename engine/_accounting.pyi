@@ -12,6 +12,7 @@ class Accumulator:
     total_ms: float
     min_ms: float
     max_ms: float
+    cpu_ms: float
     first_seen: float
     last_end: float
     def __init__(self, sql: str, first_seen: float) -> None: ...
@@ -19,5 +20,5 @@ class Accumulator:
     def hist(self) -> dict[int, int]: ...
     def merge(self, other: Accumulator) -> None: ...
 
-def record_call(accs: dict[str, Accumulator], key: str, ms: float, rows: int, written: int, failed: bool,
+def record_call(accs: dict[str, Accumulator], key: str, ms: float, cpu_ms: float, rows: int, written: int, failed: bool,
                 started_at: float) -> bool: ...

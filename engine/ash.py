@@ -33,6 +33,7 @@ class AshSample(NamedTuple):
     wait_event: str | None
     blocking_session: int | None
     time_in_state: float
+    cpu_time_ms: float  # the session's, as Session.cpu_time_ms() says at the sample
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ class ActiveSessionHistory:
             else:
                 sql = sql_id = query_id = None
             append(new(sample, (sample_id, now, s.id, s.user, s.application_name, state, sql_id, sql,
-                                query_id, s.wait_class, s.wait_event, blocker, now - s.state_since)))
+                                query_id, s.wait_class, s.wait_event, blocker, now - s.state_since,
+                                s.cpu_time_ms())))
             sample_id += 1
         horizon = now - self.config.ash_retention_secs
         with self._mutex:

@@ -35,6 +35,7 @@ from .audit import audit
 from .diagnostics import Worker, lock_record, session_record
 from .errors import Conflict, Gone, NotFound
 from .locks import BlockingNode
+from .statements import plan_text
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -294,7 +295,7 @@ def query_plan_part(engine: Engine) -> dict[str, Any]:
             try:
                 rows, parameters = _explain(conn, stmt.sql)  # type: ignore[arg-type]
                 entry["plan"] = [{"id": i, "parent": parent, "detail": detail} for i, parent, _, detail in rows]
-                entry["plan_text"] = _plan_text(rows)
+                entry["plan_text"] = plan_text(rows)
                 entry["parameters"] = parameters
                 entry["note"] = (f"the statement has {parameters} parameter(s) whose values the engine does not "
                                  "keep; planned with NULL bindings" if parameters else None)
@@ -314,15 +315,6 @@ def _explain(conn: apsw.Connection, sql: str) -> tuple[list[tuple[int, int, int,
     except apsw.BindingsError:
         parameters = cursor.bindings_count
         return list(conn.cursor().execute(sql, [None] * parameters, explain=2)), parameters
-
-
-def _plan_text(rows: list[tuple[int, int, int, str]]) -> str:
-    depth: dict[int, int] = {0: -1}
-    lines = []
-    for node, parent, _, detail in rows:
-        depth[node] = depth.get(parent, -1) + 1
-        lines.append("  " * depth[node] + detail)
-    return "\n".join(lines)
 
 
 def execution_stats_part(engine: Engine) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import apsw
 from .errors import (Conflict, DeadlockDetected, EngineError, LockTimeout, QueryTimeout, SerializationFailure,
                      SessionBusy, SessionTerminated, SqlError)
 from .locks import LockMode, Resource, WaitEdge
-from .statements import AccessRecorder, Result, Statement, map_sqlite_error, transaction_control
+from .statements import AccessRecorder, Result, SqlText, Statement, map_sqlite_error, plan_text, transaction_control
 from .stats import record_call
 from .transactions import Transaction
 
@@ -37,6 +37,11 @@ PROFILE_FIRST = 8
 PROFILE_EVERY_MASK = 1023
 # How often a session folds its connection's cumulative page-cache counters into the totals.
 CACHE_READ_SECONDS = 0.25
+# Reading a thread's CPU clock is a system call (about 1 us on a virtual machine, as much as 5 % of
+# a point lookup), so a text is timed on every execution only when its timed executions average
+# at least this; a lighter one is timed on its profiled executions and counted at their mean on
+# the others, and one that runs past PROGRESS_STEPS is timed from then on.
+HEAVY_CPU_MS = 0.1
 
 
 class SessionState(StrEnum):
@@ -64,6 +69,8 @@ class SessionCounters:
     rollbacks: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    pages_written: int = 0
+    cpu_time_ms: float = 0.0  # see HEAVY_CPU_MS: measured, or a light text's measured mean
 
 
 class SessionInfo(NamedTuple):
@@ -132,9 +139,10 @@ class Session:
         self._conn.create_scalar_function("sleep", self._sleep, 1)
         self._wake = threading.Event()  # set by cancel and terminate: ends a sleep() at once
         # the connection's own set-up (pragmas, ATTACH) read pages too; count from here on
-        self._cache_base = (self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0],
-                            self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0])
+        self._cache_base = self._cache_status()
         self._cache_seen = self._cache_base
+        self._cpu_thread = 0  # the thread whose CPU clock _cpu_clock is
+        self._cpu_clock = 0
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -151,15 +159,25 @@ class Session:
         stmt = self.statement
         return stmt.sql if stmt else None
 
+    def cpu_time_ms(self) -> float:
+        """CPU time of this session's statements, the running one's so far included."""
+        total = self.counters.cpu_time_ms
+        stmt = self.statement
+        running = stmt.cpu_so_far_ms() if stmt is not None and stmt.cpu_ms is None else None
+        return total if running is None else total + running
+
     def info(self) -> SessionInfo:
         stmt, txn, blockers = self.statement, self.txn, self.blocking_sessions
+        counters = dataclasses.replace(self.counters)
+        if stmt is not None:
+            counters.cpu_time_ms = self.cpu_time_ms()
         return SessionInfo(
             self.id, self.user, self.application_name, self.client_address, self.state,
             self.connected_at, self.last_activity, self.state_since, self.wait_class, self.wait_event,
             blockers[0] if blockers else None, blockers,
             stmt.query_id if stmt else None, stmt.sql if stmt else None, stmt.sql_id if stmt else None,
             stmt.started_at if stmt else None, txn.id if txn else None, txn.started_at if txn else None,
-            dataclasses.replace(self.counters))
+            counters)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -253,9 +271,10 @@ class Session:
         profile = monitoring and (text.profiled < PROFILE_FIRST or not counters.statements & PROFILE_EVERY_MASK)
         if profile:
             text.profiled += 1
-            hits0 = conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0]
-            misses0 = conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
+            cache0 = self._cache_status()
             conn.trace_v2(apsw.SQLITE_TRACE_PROFILE, self._profile)
+        if monitoring and (profile or text.cpu_heavy or not text.cpu_timed):
+            self._start_cpu_timing(stmt)
         columns: list[str] | None = None  # None: no result set (a write, DDL, an empty result)
         declared_types: list[str | None] | None = None
         rows: list[tuple[Any, ...]] | None = None
@@ -300,11 +319,18 @@ class Session:
             with self._stop:
                 self._in_sqlite = False
             self._commit_pass.leave()  # whatever this text committed is in every file now
+        if monitoring:
+            if stmt.cpu_start is None:  # untimed: a light text, counted at its measured mean
+                stmt.cpu_ms = text.cpu_mean_ms
+            else:
+                self._count_cpu(stmt, text)
         if profile:
             conn.trace_v2(0, None)
             stmt.vm_steps = stmt.vm_steps or 0  # profiled, even if SQLite sent no event (an error)
-            hits, misses = conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0], conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
-            stmt.cache_hits, stmt.cache_misses = hits - hits0, misses - misses0
+            hits, misses, writes = self._cache_status()
+            stmt.cache_hits, stmt.cache_misses, stmt.pages_written = hits - cache0[0], misses - cache0[1], writes - cache0[2]
+            if error is None and text.single and control is None:
+                self._plan(stmt, params, text.profiled > PROFILE_FIRST)
         if error is None and text.lock_free is None and traced:
             text.lock_free = self._run_pure
             if text.single and columns:
@@ -325,6 +351,38 @@ class Session:
         return Result(stmt.query_id, columns if columns is not None else [], rows if rows is not None else [],
                       stmt.rows_written, stmt.duration_ms or 0.0, has_more,
                       declared_types if declared_types is not None else [])
+
+    def _cache_status(self) -> tuple[int, int, int]:
+        """The connection's cumulative page-cache hits, misses and pages written."""
+        status = self._conn.status
+        return (status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0], status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0],
+                status(apsw.SQLITE_DBSTATUS_CACHE_WRITE)[0])
+
+    def _start_cpu_timing(self, stmt: Statement) -> None:
+        thread = threading.get_ident()
+        if thread != self._cpu_thread:  # the API runs a session's calls on any of its worker threads
+            self._cpu_thread, self._cpu_clock = thread, time.pthread_getcpuclockid(thread)
+        stmt.cpu_clock = self._cpu_clock
+        stmt.cpu_start = time.clock_gettime(self._cpu_clock)
+
+    def _count_cpu(self, stmt: Statement, text: SqlText) -> None:
+        assert stmt.cpu_start is not None
+        stmt.cpu_ms = ms = stmt.cpu_base_ms + (time.clock_gettime(stmt.cpu_clock) - stmt.cpu_start) * 1000
+        text.add_cpu(ms, HEAVY_CPU_MS)
+
+    def _plan(self, stmt: Statement, params: Any, resample: bool) -> None:
+        """Record the statement's plan when its fingerprint has none under the current schema, or on
+        a later sample (a plan can change without a schema change this engine saw: ANALYZE by a job)."""
+        generation = self.engine.sql_texts.generation
+        if not (resample or self._stats.plan_due(stmt.sql_id, generation)):
+            return
+        rows: list[tuple[int, int, int, str]] = []
+        # explain=2 prepares the text in EXPLAIN QUERY PLAN mode: nothing of it runs
+        try:
+            self._internal(lambda: rows.extend(self._conn.cursor().execute(stmt.sql, params, explain=2)))
+        except (apsw.Error, TypeError, ValueError, OverflowError):
+            return
+        stmt.plan, stmt.plan_generation = plan_text(rows) or None, generation
 
     def _attach_new_schemas(self) -> None:
         storage, conn = self.engine.storage, self._conn
@@ -438,6 +496,9 @@ class Session:
             stmt.stop_reason = "timeout"
             return True
         if self.engine.config.monitoring_enabled:
+            if stmt.cpu_start is None:  # a text that was light until now runs long: time the rest
+                stmt.cpu_base_ms = self.engine.sql_texts.get(stmt.sql).cpu_mean_ms
+                self._start_cpu_timing(stmt)
             misses = self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
             doing_io = self._window_misses >= 0 and misses - self._window_misses > IO_MISSES_PER_WINDOW
             self._window_misses = misses
@@ -543,6 +604,8 @@ class Session:
             stmt.error_code, stmt.error_message = error.code, error.message
             counters.errors += 1
         stmt.finished = True  # after the outcome: other threads read it once they see this
+        if stmt.cpu_ms is not None:
+            counters.cpu_time_ms += stmt.cpu_ms  # next to the line below: readers add the running one
         # unguarded by _stop: cancel() and terminate() take a finished statement as none at all
         self.statement = None
         counters.rows_read += stmt.rows
@@ -551,7 +614,8 @@ class Session:
             stats = self._stats
             # the commonest case inline (a known fingerprint, neither slow nor profiled); stats.record does the rest
             if profiled or ms >= stats.slow_ms or not record_call(
-                    self._accs, stmt.sql_id, ms, stmt.rows, stmt.rows_written, error is not None, stmt.started_at):
+                    self._accs, stmt.sql_id, ms, stmt.cpu_ms or 0.0, stmt.rows, stmt.rows_written, error is not None,
+                    stmt.started_at):
                 stats.record(stmt, self._accs)
             if profiled or end - self._cache_read_at >= CACHE_READ_SECONDS:
                 self._cache_read_at = end
@@ -567,13 +631,14 @@ class Session:
 
     def _fold_cache_counters(self) -> None:
         """Bring the session's and the engine's page-cache counters up to the connection's."""
-        conn = self._conn
-        hits, misses = conn.status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0], conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
-        seen_hits, seen_misses = self._cache_seen
-        if hits != seen_hits or misses != seen_misses:
-            self._cache_seen = (hits, misses)
-            self.counters.cache_hits, self.counters.cache_misses = hits - self._cache_base[0], misses - self._cache_base[1]
-            self.engine.stats.add_cache_reads(hits - seen_hits, misses - seen_misses)
+        seen = self._cache_seen
+        now = self._cache_status()
+        if now != seen:
+            self._cache_seen = now
+            base, counters = self._cache_base, self.counters
+            counters.cache_hits, counters.cache_misses, counters.pages_written = (
+                now[0] - base[0], now[1] - base[1], now[2] - base[2])
+            self.engine.stats.add_cache_reads(now[0] - seen[0], now[1] - seen[1])
 
     # -- stopping ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -75,7 +76,8 @@ def transaction_control(sql: str) -> tuple[str, str | None] | None:
 class SqlText:
     """What is known of an SQL text before it runs: parsed once, reused on every execution."""
 
-    __slots__ = ("control", "sql_id", "profiled", "lock_free", "single", "columns", "declared_types")
+    __slots__ = ("control", "sql_id", "profiled", "lock_free", "single", "columns", "declared_types",
+                 "cpu_timed", "cpu_sum_ms", "cpu_mean_ms", "cpu_heavy")
 
     def __init__(self, sql: str) -> None:
         self.control = transaction_control(sql)
@@ -87,6 +89,17 @@ class SqlText:
         self.single = ";" not in sql.strip().rstrip(";")
         self.columns: list[str] | None = None
         self.declared_types: list[str | None] | None = None
+        # Thread CPU time of the executions that were timed (see Session._run: a light text is
+        # timed on its profiled executions only, and its others are counted at this mean)
+        self.cpu_timed = 0
+        self.cpu_sum_ms = self.cpu_mean_ms = 0.0
+        self.cpu_heavy = False
+
+    def add_cpu(self, ms: float, heavy_ms: float) -> None:
+        self.cpu_timed += 1
+        self.cpu_sum_ms += ms
+        self.cpu_mean_ms = self.cpu_sum_ms / self.cpu_timed
+        self.cpu_heavy = self.cpu_mean_ms >= heavy_ms
 
 
 class SqlTexts:
@@ -96,6 +109,7 @@ class SqlTexts:
     def __init__(self, limit: int = 4096) -> None:
         self._limit = limit
         self._texts: dict[str, SqlText] = {}
+        self.generation = 0  # schema changes seen: a plan recorded under an older one may be stale
 
     def get(self, sql: str) -> SqlText:
         text = self._texts.get(sql)
@@ -107,6 +121,7 @@ class SqlTexts:
 
     def clear(self) -> None:
         self._texts = {}
+        self.generation += 1
 
 
 class WritePlan(NamedTuple):
@@ -214,7 +229,7 @@ class Statement:
     reads as the class default until set, and then lives in the instance's __dict__."""
 
     __slots__ = ("id", "query_id", "session_id", "sql", "sql_id", "username", "started_at", "started_mono",
-                 "deadline", "finished", "duration_ms", "rows", "rows_written", "__dict__")
+                 "deadline", "finished", "duration_ms", "rows", "rows_written", "cpu_ms", "__dict__")
 
     stop_reason: str | None = None  # "canceled" / "timeout" / "terminated"
     stopped_by: str | None = None
@@ -226,6 +241,16 @@ class Statement:
     autoindexes: int | None = None
     cache_hits: int | None = None
     cache_misses: int | None = None
+    pages_written: int | None = None
+    # thread CPU time: cpu_start (time.thread_time() of the thread cpu_clock belongs to) while it is
+    # being timed, cpu_ms once it ended; cpu_base_ms is the estimate for a run timed only from its
+    # first progress call on
+    cpu_start: float | None = None
+    cpu_clock: int = 0
+    cpu_base_ms: float = 0.0
+    # EXPLAIN QUERY PLAN, taken on some profiled executions (plan_generation: SqlTexts.generation then)
+    plan: str | None = None
+    plan_generation: int | None = None
 
     def __init__(self, session_id: int, sql: str, started_at: float, started_mono: float, deadline: float | None,
                  sql_id_: str | None = None, username: str | None = None) -> None:
@@ -242,10 +267,23 @@ class Statement:
         self.duration_ms: float | None = None
         self.rows = 0
         self.rows_written = 0
+        self.cpu_ms: float | None = None
 
     @property
     def profiled(self) -> bool:
         return self.vm_steps is not None
+
+    def cpu_so_far_ms(self) -> float | None:
+        """Thread CPU time used so far (read from another thread while it runs); None when unknown."""
+        if self.cpu_ms is not None:
+            return self.cpu_ms
+        start = self.cpu_start
+        if start is None:
+            return None
+        try:
+            return self.cpu_base_ms + max(0.0, time.clock_gettime(self.cpu_clock) - start) * 1000
+        except OSError:  # the thread is gone: the statement is ending, its figure comes with it
+            return None
 
     def add_profile(self, status: dict[str, int]) -> None:
         """Add one SQLITE_TRACE_PROFILE event's counters (a text of several statements sends several)."""
@@ -264,6 +302,17 @@ class Result:
     execution_time_ms: float
     has_more: bool = False
     declared_types: list[str | None] = field(default_factory=list)  # the columns' declared SQL types
+
+
+def plan_text(rows: list[tuple[int, int, int, str]]) -> str:
+    """EXPLAIN QUERY PLAN's rows (id, parent, notused, detail) as a tree: one step a line, indented
+    under its parent."""
+    depth: dict[int, int] = {0: -1}
+    lines = []
+    for node, parent, _, detail in rows:
+        depth[node] = depth.get(parent, -1) + 1
+        lines.append("  " * depth[node] + detail)
+    return "\n".join(lines)
 
 
 def map_sqlite_error(exc: apsw.Error, stmt: Statement) -> EngineError:

@@ -85,8 +85,7 @@ class FingerprintStats:
     errors: int = 0
     rows: int = 0  # returned plus written
     rows_returned: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
+    cpu_ms: float = 0.0  # see Session: measured, or a light text's measured mean
     total_ms: float = 0.0
     min_ms: float = math.inf
     max_ms: float = 0.0
@@ -95,6 +94,11 @@ class FingerprintStats:
     fullscan_steps: int = 0
     sorts: int = 0
     vm_steps: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    pages_written: int = 0
+    plan: str | None = None  # EXPLAIN QUERY PLAN, as plan_text() lays it out
+    plan_captured_at: float | None = None  # when the plan last changed (or was first taken)
     first_seen: float = 0.0
     last_seen: float = 0.0
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -138,13 +142,13 @@ class PyAccumulator:
     so recording a statement takes no lock and allocates nothing; readers add them up.
     The reference for engine/_accounting.c's Accumulator, which is used instead when it is built."""
 
-    __slots__ = ("sql", "calls", "total_ms", "min_ms", "max_ms", "rows", "written", "errors", "hist",
+    __slots__ = ("sql", "calls", "total_ms", "min_ms", "max_ms", "cpu_ms", "rows", "written", "errors", "hist",
                  "first_seen", "last_end")  # last_end: when the latest call started (what last_seen shows)
 
     def __init__(self, sql: str, first_seen: float) -> None:
         self.sql = sql
         self.calls = self.rows = self.written = self.errors = 0
-        self.total_ms = self.max_ms = 0.0
+        self.total_ms = self.max_ms = self.cpu_ms = 0.0
         self.min_ms = math.inf
         self.hist: defaultdict[int, int] = defaultdict(int)  # sparse LatencyHistogram buckets
         self.first_seen = self.last_end = first_seen
@@ -155,6 +159,7 @@ class PyAccumulator:
         self.written += other.written
         self.errors += other.errors
         self.total_ms += other.total_ms
+        self.cpu_ms += other.cpu_ms
         self.min_ms = min(self.min_ms, other.min_ms)
         self.max_ms = max(self.max_ms, other.max_ms)
         for bucket, n in list(other.hist.items()):
@@ -163,8 +168,8 @@ class PyAccumulator:
         self.last_end = max(self.last_end, other.last_end)
 
 
-def py_record_call(accs: dict[str, PyAccumulator], key: str, ms: float, rows: int, written: int, failed: bool,
-                   started_at: float) -> bool:
+def py_record_call(accs: dict[str, PyAccumulator], key: str, ms: float, cpu_ms: float, rows: int, written: int,
+                   failed: bool, started_at: float) -> bool:
     """Count one call into accs[key]; False (and nothing counted) when there is no such accumulator.
     The one piece of statistics work that runs for every statement: plain arithmetic, no lock."""
     acc = accs.get(key)
@@ -172,6 +177,7 @@ def py_record_call(accs: dict[str, PyAccumulator], key: str, ms: float, rows: in
         return False
     acc.calls += 1
     acc.total_ms += ms
+    acc.cpu_ms += cpu_ms
     if ms < acc.min_ms:
         acc.min_ms = ms
     if ms > acc.max_ms:
@@ -210,6 +216,10 @@ class _Profile:
     vm_steps: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    pages_written: int = 0
+    plan: str | None = None
+    plan_captured_at: float | None = None
+    plan_generation: int = -1  # SqlTexts.generation the plan was taken under
 
 
 class StatementStats:
@@ -280,8 +290,8 @@ class StatementStats:
                 with self._mutex:  # a session running endless distinct texts: hand them over
                     self._fold(accs)
             accs[stmt.sql_id] = Accumulator(stmt.sql, stmt.started_at)
-        record_call(accs, stmt.sql_id, ms, stmt.rows, stmt.rows_written, stmt.error_code is not None,
-                    stmt.started_at)
+        record_call(accs, stmt.sql_id, ms, stmt.cpu_ms or 0.0, stmt.rows, stmt.rows_written,
+                    stmt.error_code is not None, stmt.started_at)
         if ms >= self.slow_ms:
             slow = SlowStatement(stmt.query_id, stmt.session_id, stmt.sql_id, stmt.sql, stmt.started_at, ms,
                                  stmt.rows, stmt.error_code, stmt.username)
@@ -301,6 +311,21 @@ class StatementStats:
             p.vm_steps += stmt.vm_steps or 0
             p.cache_hits += stmt.cache_hits or 0
             p.cache_misses += stmt.cache_misses or 0
+            p.pages_written += stmt.pages_written or 0
+            if stmt.plan_generation is not None:
+                p.plan_generation = stmt.plan_generation
+                if stmt.plan != p.plan or p.plan_captured_at is None:
+                    p.plan, p.plan_captured_at = stmt.plan, stmt.started_at
+
+    def recorded_plan(self, sql_id: str) -> tuple[str | None, float | None]:
+        """A fingerprint's plan and when it was captured; (None, None) before one was."""
+        p = self._profiles.get(sql_id)
+        return (None, None) if p is None else (p.plan, p.plan_captured_at)
+
+    def plan_due(self, sql_id: str, generation: int) -> bool:
+        """Whether a fingerprint's plan is missing or was taken before the latest schema change."""
+        p = self._profiles.get(sql_id)  # one dict read, under the GIL: no lock on the statement path
+        return p is None or p.plan_generation != generation
 
     def add_cache_reads(self, hits: int, misses: int) -> None:
         """Page-cache hits and misses since a session's previous report."""
@@ -378,13 +403,15 @@ class StatementStats:
         hist = LatencyHistogram()
         hist.add_sparse(acc.hist, acc.total_ms)
         fp = FingerprintStats(key, normalize(acc.sql), calls=acc.calls, errors=acc.errors,
-                              rows=acc.rows + acc.written, rows_returned=acc.rows, total_ms=acc.total_ms,
+                              rows=acc.rows + acc.written, rows_returned=acc.rows, cpu_ms=acc.cpu_ms,
+                              total_ms=acc.total_ms,
                               min_ms=acc.min_ms, max_ms=acc.max_ms, first_seen=acc.first_seen,
                               last_seen=acc.last_end, histogram=hist)
         p = self._profiles.get(key)
         if p is not None:
             fp.profiled_calls, fp.fullscan_steps, fp.sorts, fp.vm_steps = p.calls, p.fullscan_steps, p.sorts, p.vm_steps
-            fp.cache_hits, fp.cache_misses = p.cache_hits, p.cache_misses
+            fp.cache_hits, fp.cache_misses, fp.pages_written = p.cache_hits, p.cache_misses, p.pages_written
+            fp.plan, fp.plan_captured_at = p.plan, p.plan_captured_at
         return fp
 
     def _evict(self) -> None:

@@ -15,7 +15,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from .actions import Actions
 from .client import ClientError, CredentialsRefused, RdbClient
@@ -26,6 +26,7 @@ from .panes import PANES
 from .panes.base import Filter, History, Pane, SessionTarget, View
 from .panes.queries import QueriesPane
 from .panes.sessions import SessionsPane
+from .panes.sorting import order_for_column
 from .poller import ASH_WINDOWS, MAX_BACKOFF, Poller, SessionsWanted
 from .safe import safe_text
 from .screens.detail import DetailScreen
@@ -52,7 +53,8 @@ KEY_HELP = [
     ("1-7", "switch pane: overview, sessions, queries, locks, ASH, alerts, backups (or click the tab bar)"),
     ("↑ ↓ PgUp PgDn", "move the selection"), ("Enter", "a statement's details: full SQL, plan, fingerprint statistics"),
     ("/", "filter sessions and queries: text, user:NAME, state:NAME, app:NAME"),
-    ("s", "next sort order of this pane"), ("i", "hide or show idle sessions"),
+    ("s / S", "sort by the next column / reverse the order (or click a column's header)"),
+    ("i", "hide or show idle sessions"),
     ("g", "on a waiting session: jump to its root blocker"), ("w", "ASH: window 5, 15 or 60 minutes"),
     ("space", "pause the display (polling goes on)"), ("+ / -", "refresh less / more often"),
     ("r", "refresh now"), ("t", "next theme"), ("ctrl+p", "command palette"), ("?", "this help"), ("q", "quit"),
@@ -88,6 +90,7 @@ class RdbTop(App[int]):
         Binding("w", "ash_window", "Window"),
         Binding("space", "pause", "Pause"),
         Binding("s", "sort", "Sort", show=False),
+        Binding("S", "reverse_sort", "Reverse", show=False),
         Binding("i", "hide_idle", "Idle", show=False),
         Binding("plus", "slower", "Slower", show=False),
         Binding("minus", "faster", "Faster", show=False),
@@ -127,6 +130,7 @@ class RdbTop(App[int]):
         self.hide_idle = False
         self.paused = False
         self.sorts: dict[str, int] = {}
+        self.sorts_reversed: dict[str, bool] = {}
         self.ash_window = ASH_WINDOWS[1]
         self.interval = settings.interval
         self.role: str | None = None  # the caller's role, when the server says
@@ -192,7 +196,8 @@ class RdbTop(App[int]):
     def view(self) -> View:
         variables = self.current_theme.variables if self.current_theme else {}
         return View(now=self.clock(), palette=Palette.of(variables, self.monochrome), filter=self.filter,
-                    hide_idle=self.hide_idle, sort=self.sorts.get(self.pane.key, 0), ash_window=self.ash_window,
+                    hide_idle=self.hide_idle, sort=self.sorts.get(self.pane.key, 0),
+                    reverse=self.sorts_reversed.get(self.pane.key, False), ash_window=self.ash_window,
                     history=self.history, backup_max_age_seconds=self.settings.backup_max_age_hours * 3600,
                     kiosk=self.settings.watch)
 
@@ -276,6 +281,7 @@ class RdbTop(App[int]):
         self.poller.pane = self.tabs.active
         sorts = SessionsPane.sorts
         self.poller.sessions_wanted = SessionsWanted(sorts[self.sorts.get(SessionsPane.key, 0) % len(sorts)],
+                                                     self.sorts_reversed.get(SessionsPane.key, False),
                                                      self.hide_idle, bool(self.filter.text))
 
     def _sessions_view_changed(self) -> None:
@@ -434,8 +440,29 @@ class RdbTop(App[int]):
         if not pane.sorts:
             self.notify(f"The {pane.title} pane has one order only.")
             return
-        self.sorts[pane.key] = (self.sorts.get(pane.key, 0) + 1) % len(pane.sorts)
-        self.notify(f"{pane.title}: sorted by {pane.sorts[self.sorts[pane.key]]}")
+        self._sort_by(pane, (self.sorts.get(pane.key, 0) + 1) % len(pane.sorts), False)
+
+    def action_reverse_sort(self) -> None:
+        pane = self.pane
+        if not pane.sorts:
+            self.notify(f"The {pane.title} pane has one order only.")
+            return
+        self._sort_by(pane, self.sorts.get(pane.key, 0), not self.sorts_reversed.get(pane.key, False))
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a column's header sorts by it; a second click reverses the order."""
+        pane = self.pane
+        index = order_for_column(pane.orders, str(event.column_key.value))
+        if index is None:
+            return
+        same = index == self.sorts.get(pane.key, 0) % len(pane.orders)
+        self._sort_by(pane, index, same and not self.sorts_reversed.get(pane.key, False))
+
+    def _sort_by(self, pane: Pane, index: int, reverse: bool) -> None:
+        self.sorts[pane.key], self.sorts_reversed[pane.key] = index, reverse
+        order = pane.orders[index] if pane.orders else None
+        how = "" if order is None else (" (reversed)" if index == 0 and reverse else f" {order.arrow(reverse)}")
+        self.notify(f"{pane.title}: sorted by {pane.sorts[index]}{how}")
         self.draw()
         self._sessions_view_changed()
 

@@ -63,3 +63,25 @@ def victim_note(snap: Snapshot, short: bool = False) -> str:
         return "victim pending" if every is None else f"victim ≤{every:g} s"
     return "the server chooses a victim at its next deadlock check" if every is None else \
         f"victim chosen within {every:g} s"
+
+
+def cpu_time(ms: float | None) -> str:
+    """CPU time in a 6-wide column: 0.4ms, 85ms, 1.2s, then as durations."""
+    if ms is None:
+        return MISSING_TEXT
+    if ms < 10:
+        return f"{max(0.0, ms):.1f}ms"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    return duration(ms / 1000)
+
+
+def count(n: int | None) -> str:
+    """A count in a 5-wide column: 999, 1.2k, 12k, 1.2M, 12M, 1.2G."""
+    if n is None:
+        return MISSING_TEXT
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return str(n)

@@ -98,6 +98,13 @@ class Session:
     transaction_id: int | None = None
     sql_id: str | None = None
     state_since: int | None = None
+    # additions of our engine (None from a server without them)
+    state_since_ms: int | None = None
+    transaction_started_at_ms: int | None = None
+    cpu_time_ms: float | None = None
+    rows_returned: int | None = None
+    cache_misses: int | None = None
+    pages_written: int | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Session | None:
@@ -110,7 +117,34 @@ class Session:
                    int_(d, "blocking_session"), str_(d, "current_query"), str_(d, "current_query_id"),
                    float_(d, "state_seconds"), int_(d, "transaction_started_at"),
                    int_(d, "created_at") if int_(d, "created_at") is not None else int_(d, "connected_at"),
-                   int_(d, "transaction_id"), str_(d, "sql_id"), int_(d, "state_since"))
+                   int_(d, "transaction_id"), str_(d, "sql_id"), int_(d, "state_since"), int_(d, "state_since_ms"),
+                   int_(d, "transaction_started_at_ms"), float_(d, "cpu_time_ms"), int_(d, "rows_returned"),
+                   int_(d, "cache_misses"), int_(d, "pages_written"))
+
+    @property
+    def state_began(self) -> float | None:
+        """When its state began (Unix seconds), to the millisecond when the server says so."""
+        if self.state_since_ms is not None:
+            return self.state_since_ms / 1000
+        return None if self.state_since is None else float(self.state_since)
+
+    @property
+    def transaction_began(self) -> float | None:
+        if self.transaction_started_at_ms is not None:
+            return self.transaction_started_at_ms / 1000
+        return None if self.transaction_started_at is None else float(self.transaction_started_at)
+
+    def transaction_seconds(self, now: float) -> float | None:
+        """The transaction's age, on the server's clock where it can be: its time in state plus the time
+        from the transaction's start to the state's, so that a transaction is never younger than the state
+        it began before (whole seconds and the console's own clock made it look so)."""
+        began = self.transaction_began
+        if began is None:
+            return None
+        state_began = self.state_began
+        if self.state_seconds is not None and state_began is not None:
+            return self.state_seconds + (state_began - began)
+        return now - began
 
     @property
     def waiting(self) -> bool:
@@ -134,6 +168,13 @@ class ActiveQuery:
     sql_id: str | None = None
     wait_class: str | None = None
     operation: str | None = None
+    # additions of our engine (None from a server without them)
+    cpu_time_ms: float | None = None
+    rows_returned: int | None = None
+    cache_hits: int | None = None
+    cache_misses: int | None = None
+    pages_written: int | None = None
+    execution_plan: str | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> ActiveQuery | None:
@@ -142,7 +183,47 @@ class ActiveQuery:
             return None
         return cls(qid, int_(d, "session_id"), str_(d, "username"), str_(d, "status"), float_(d, "elapsed_ms"),
                    str_(d, "wait_event"), int_(d, "blocking_session"), str_(d, "sql_text"), str_(d, "sql_id"),
-                   str_(d, "wait_class"), str_(d, "current_operation"))
+                   str_(d, "wait_class"), str_(d, "current_operation"), float_(d, "cpu_time_ms"),
+                   int_(d, "rows_returned"), int_(d, "cache_hits"), int_(d, "cache_misses"), int_(d, "pages_written"),
+                   str_(d, "execution_plan"))
+
+
+@dataclass(frozen=True)
+class FingerprintProfile:
+    """One fingerprint's statistics from /profiling/queries (RustyDB's QueryProfile and our additions)."""
+
+    sql_id: str
+    calls: int | None = None
+    total_ms: float | None = None
+    avg_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    rows_returned: int | None = None
+    errors: int | None = None
+    cache_hit_ratio: float | None = None
+    execution_plan: str | None = None
+    plan_captured_at: int | None = None
+    profiled_calls: int | None = None
+    fullscan_steps: int | None = None
+    sorts: int | None = None
+    vm_steps: int | None = None
+    cpu_time_ms: float | None = None
+    cache_hits: int | None = None
+    cache_misses: int | None = None
+    pages_written: int | None = None
+
+    @classmethod
+    def parse(cls, d: Any) -> FingerprintProfile | None:
+        sql_id = str_(d, "query_id")
+        if sql_id is None:
+            return None
+        return cls(sql_id, int_(d, "execution_count"), float_(d, "total_time_ms"), float_(d, "avg_time_ms"),
+                   float_(d, "p95_ms"), float_(d, "p99_ms"), float_(d, "max_time_ms"), int_(d, "total_rows_returned"),
+                   int_(d, "errors"), float_(d, "cache_hit_ratio"), str_(d, "execution_plan"),
+                   int_(d, "plan_captured_at"), int_(d, "profiled_calls"), int_(d, "fullscan_steps"), int_(d, "sorts"),
+                   int_(d, "vm_steps"), float_(d, "cpu_time_ms"), int_(d, "cache_hits"), int_(d, "cache_misses"),
+                   int_(d, "pages_written"))
 
 
 @dataclass(frozen=True)

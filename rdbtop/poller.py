@@ -74,9 +74,14 @@ PANE_CALLS: dict[str, frozenset[str]] = {pane: frozenset(("performance",) + call
 }.items()}
 # --once: every area, every session; not the ASH pane's top lists, which it does not print
 ALL_CALLS = frozenset().union(*PANE_CALLS.values()) - {"busy sessions", "top"}
-# the Sessions pane's orders as /stats/sessions names them (sort_by, sort_order)
+# the Sessions pane's orders that /stats/sessions can sort by, as it names them (sort_by, first sort_order);
+# the others are read in triage order and sorted here, over the rows read
 SERVER_SORT = {"triage": ("triage", "asc"), "time in state": ("state_seconds", "desc"), "id": ("session_id", "asc"),
-               "user": ("username", "asc")}
+               "user": ("username", "asc"), "app": ("application_name", "asc"),
+               "txn age": ("transaction_seconds", "desc"), "cpu": ("cpu_time_ms", "desc"),
+               "reads": ("cache_misses", "desc"), "writes": ("pages_written", "desc"),
+               "rows": ("rows_returned", "desc")}
+REVERSED = {"asc": "desc", "desc": "asc"}
 BUSY_STATES = "waiting,idle in transaction,active"  # the sessions that can hold locks or run statements
 
 
@@ -85,6 +90,7 @@ class SessionsWanted:
     """How the Sessions pane shows sessions, so that only the rows it can show are read."""
 
     sort: str = "triage"
+    reverse: bool = False
     hide_idle: bool = False
     every: bool = False  # a text filter is on: it runs here, over every session
 
@@ -140,6 +146,8 @@ class Poller:
             return {"sort_by": "triage", "limit": ROW_CAP}
         want = self.sessions_wanted
         sort_by, order = SERVER_SORT.get(want.sort, SERVER_SORT["triage"])
+        if want.reverse and want.sort in SERVER_SORT:
+            order = REVERSED[order]
         return {"sort_by": sort_by, "sort_order": order, "limit": None if want.every else ROW_CAP,
                 "state": BUSY_STATES if want.hide_idle else None}
 

@@ -16,6 +16,19 @@ def ts(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
+def ts_ms(value: float | None) -> int | None:
+    """The sub-second twin of a RustyDB timestamp: Unix milliseconds."""
+    return None if value is None else int(value * 1000)
+
+
+CPU_TIME_NOTE = ("thread CPU time of the statements, in ms: measured around each execution of a statement "
+                 "whose executions average 0.1 ms of CPU or more; a lighter one is measured on its profiled "
+                 "executions and counted at their mean on the others, and timed from its 1,000th VM step on "
+                 "when it runs longer")
+CACHE_NOTE = ("from SQLite's per-connection page-cache counters since the session connected, brought up to date "
+              "at least every 0.25 s while it runs statements")
+
+
 class SessionInfo(BaseModel):
     session_id: int
     username: str
@@ -44,6 +57,14 @@ class SessionInfo(BaseModel):
     errors: int
     commits: int
     rollbacks: int
+    state_since_ms: int = Field(description="state_since in Unix milliseconds")
+    transaction_started_at_ms: int | None = Field(description="transaction_started_at in Unix milliseconds")
+    query_started_at_ms: int | None = Field(description="query_started_at in Unix milliseconds")
+    cpu_time_ms: float = Field(description=CPU_TIME_NOTE + "; the running statement's so far included")
+    cache_hits: int = Field(description="pages found in the page cache; " + CACHE_NOTE)
+    cache_misses: int = Field(description="pages read from the database files; " + CACHE_NOTE)
+    pages_written: int = Field(description="pages written to the database files; " + CACHE_NOTE)
+    rows_returned: int = Field(description="rows returned to the client (rows_read counts the same rows)")
 
     @staticmethod
     def of(s: EngineSessionInfo, now: float) -> dict[str, Any]:
@@ -60,7 +81,11 @@ class SessionInfo(BaseModel):
                 "sql_id": s.sql_id, "query_started_at": ts(s.query_started_at),
                 "transaction_started_at": ts(s.transaction_started_at), "statements": c.statements,
                 "rows_read": c.rows_read, "rows_written": c.rows_written, "errors": c.errors,
-                "commits": c.commits, "rollbacks": c.rollbacks}
+                "commits": c.commits, "rollbacks": c.rollbacks, "state_since_ms": int(s.state_since * 1000),
+                "transaction_started_at_ms": ts_ms(s.transaction_started_at),
+                "query_started_at_ms": ts_ms(s.query_started_at), "cpu_time_ms": round(c.cpu_time_ms, 3),
+                "cache_hits": c.cache_hits, "cache_misses": c.cache_misses, "pages_written": c.pages_written,
+                "rows_returned": c.rows_read}
 
 
 class Message(BaseModel):

@@ -17,6 +17,7 @@ from ..safe import safe_text
 from ..themes import Palette
 from ..widgets.line import Line
 from ..widgets.table import Column, KeyedTable
+from .sorting import SortOrder
 
 HISTORY_POINTS = 300
 
@@ -76,6 +77,7 @@ class View:
     filter: Filter = Filter()
     hide_idle: bool = False
     sort: int = 0
+    reverse: bool = False  # the sort order reversed (`S`, or a second click on its header)
     ash_window: int = 900
     history: History = field(default_factory=History)
     backup_max_age_seconds: float = 26 * 3600
@@ -109,6 +111,7 @@ class Pane(Vertical):
     title: ClassVar[str] = ""
     key: ClassVar[str] = ""
     sorts: ClassVar[tuple[str, ...]] = ()
+    orders: ClassVar[tuple[SortOrder[Any], ...]] = ()  # sorts, with the column each belongs to
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
-from ..format import duration
+from ..format import cpu_time, duration
 from ..model import ActiveQuery, Snapshot
 from ..widgets.table import Column, KeyedTable, Row
 from .base import SessionTarget, TablePane, View
+from .sorting import SortOrder, sort_caption, sort_rows, text_key
 
 COLUMNS = [
     Column("session", "Sess", 6, right=True), Column("query", "Query", 8, drop=2), Column("user", "User", 10),
-    Column("elapsed", "Elapsed", 8, right=True), Column("wait", "Wait", 18, drop=1),
-    Column("blocker", "Blk", 5, right=True, drop=3), Column("sql", "SQL"),
+    Column("elapsed", "Elapsed", 8, right=True), Column("cpu", "CPU", 6, right=True, drop=4),
+    Column("wait", "Wait", 18, drop=1), Column("blocker", "Blk", 5, right=True, drop=3), Column("sql", "SQL"),
 ]
-SORTS = ("elapsed", "session", "user")
+
+
+def _query_number(q: ActiveQuery) -> int | None:
+    """q42 -> 42: statement ids in the order they started."""
+    digits = q.query_id[1:]
+    return int(digits) if digits.isdigit() else None
+
+
+# `s` steps through these in this order (the commonest first); a header click picks its column's
+ORDERS: tuple[SortOrder[ActiveQuery], ...] = (
+    SortOrder("elapsed", "elapsed", lambda q: q.elapsed_ms, descending=True),
+    SortOrder("session", "session", lambda q: q.session_id), SortOrder("user", "user", lambda q: text_key(q.username)),
+    SortOrder("cpu", "cpu", lambda q: q.cpu_time_ms, descending=True),
+    SortOrder("query", "query", _query_number),
+    SortOrder("wait", "wait", lambda q: text_key(q.wait_event or q.operation)),
+    SortOrder("blocker", "blocker", lambda q: q.blocking_session),
+    SortOrder("sql", "sql", lambda q: text_key(q.sql)),
+)
+SORTS = tuple(o.name for o in ORDERS)
+
+
+def _id(q: ActiveQuery) -> str:
+    return q.query_id
 
 
 class QueriesPane(TablePane):
     columns = COLUMNS
-    area, title, key, sorts = "queries", "Queries", "queries", SORTS
+    area, title, key, sorts, orders = "queries", "Queries", "queries", SORTS, ORDERS
 
     def visible(self, snap: Snapshot, view: View) -> list[ActiveQuery]:
         by_id = {s.session_id: s for s in snap.sessions}
@@ -27,23 +50,18 @@ class QueriesPane(TablePane):
             if view.filter.matches({"id": q.session_id, "user": q.username, "sql": q.sql, "wait": q.wait_event,
                                     "state": q.status, "app": s.application if s else None}):
                 shown.append(q)
-        name = SORTS[view.sort % len(SORTS)]
-        if name == "session":
-            return sorted(shown, key=lambda q: q.session_id or 0)
-        if name == "user":
-            return sorted(shown, key=lambda q: (q.username or "", -(q.elapsed_ms or 0)))
-        return sorted(shown, key=lambda q: -(q.elapsed_ms or 0))
+        return sort_rows(shown, ORDERS[view.sort % len(ORDERS)], view.reverse, _id)
 
     def draw(self, snap: Snapshot, view: View) -> None:
         p = view.palette
         shown = self.visible(snap, view)
         rows = [Row(q.query_id, {
             "session": q.session_id, "query": q.query_id, "user": q.username,
-            "elapsed": duration(None if q.elapsed_ms is None else q.elapsed_ms / 1000),
+            "elapsed": duration(None if q.elapsed_ms is None else q.elapsed_ms / 1000), "cpu": cpu_time(q.cpu_time_ms),
             "wait": q.wait_event or q.operation, "blocker": q.blocking_session or "", "sql": q.sql or ""},
             style=p.waiting if q.blocking_session is not None or q.status == "waiting" else "") for q in shown]
         self.query_one(KeyedTable).sync(rows)
-        caption = f"{len(shown)} running statements · sort: {SORTS[view.sort % len(SORTS)]} · Enter: details"
+        caption = f"{len(shown)} running statements · sort: {sort_caption(ORDERS, view)} · Enter: details"
         if view.filter.text:
             caption += f" · filter: {view.filter.text}"
         self.set_caption(caption)

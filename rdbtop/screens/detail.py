@@ -1,4 +1,5 @@
-"""Enter on a query: its full SQL, its plan when the server has one, and its fingerprint's statistics."""
+"""Enter on a query: its full SQL, its plan when the server has one, what it used so far, and its
+fingerprint's statistics with SQLite's profile."""
 
 from __future__ import annotations
 
@@ -9,9 +10,19 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..format import duration, number
-from ..model import ActiveQuery, float_, int_, str_
+from ..format import count, cpu_time, duration, number, percent
+from ..model import MISSING_TEXT, ActiveQuery, FingerprintProfile
 from ..safe import safe_text
+
+Pairs = list[tuple[str, str | int | None]]
+
+
+def _line(pairs: Pairs) -> Text:
+    return safe_text("  ".join(f"{k} {MISSING_TEXT if v is None else v}" for k, v in pairs), 400)
+
+
+def _per_call(total: float | None, calls: int | None) -> float | None:
+    return None if total is None or not calls else total / calls
 
 
 class DetailScreen(ModalScreen[None]):
@@ -26,7 +37,7 @@ class DetailScreen(ModalScreen[None]):
     def __init__(self, query: ActiveQuery, profile: dict | None, profile_note: str) -> None:
         super().__init__()
         self.q = query
-        self.profile = profile
+        self.profile = FingerprintProfile.parse(profile) if profile is not None else None
         self.profile_note = profile_note
 
     def compose(self) -> ComposeResult:
@@ -38,21 +49,30 @@ class DetailScreen(ModalScreen[None]):
             yield Static("SQL", classes="heading")
             yield Static(safe_text(q.sql, multiline=True))
             yield Static("Plan", classes="heading")
-            plan = str_(self.profile, "execution_plan") if self.profile else None
+            p = self.profile
+            plan = (p.execution_plan if p else None) or q.execution_plan
             yield Static(safe_text(plan, multiline=True) if plan else Text("the server gives no plan", style="dim"))
-            yield Static(f"Fingerprint {q.sql_id or '–'}", classes="heading")
-            yield Static(self._stats())
+            yield Static("This statement so far", classes="heading")
+            yield Static(_line([("CPU", cpu_time(q.cpu_time_ms)), ("rows", count(q.rows_returned)),
+                                ("cache hits", count(q.cache_hits)), ("reads", count(q.cache_misses)),
+                                ("pages written", count(q.pages_written))]))
+            yield Static(f"Fingerprint {q.sql_id or MISSING_TEXT}", classes="heading")
+            if p is None:
+                yield Static(safe_text(self.profile_note, 200, style="dim"))
+            else:
+                yield Static(_line([("calls", p.calls), ("total ms", number(p.total_ms, 0)),
+                                    ("avg ms", number(p.avg_ms, 2)), ("p95 ms", number(p.p95_ms, 2)),
+                                    ("p99 ms", number(p.p99_ms, 2)), ("max ms", number(p.max_ms, 0)),
+                                    ("rows", p.rows_returned), ("errors", p.errors)]))
+                yield Static(_line([("CPU", cpu_time(p.cpu_time_ms)),
+                                    ("CPU a call", cpu_time(_per_call(p.cpu_time_ms, p.calls)))]))
+                yield Static(f"SQLite's profile, over {p.profiled_calls if p.profiled_calls is not None else MISSING_TEXT}"
+                             " profiled calls", classes="heading")
+                yield Static(_line([("full-scan steps", count(p.fullscan_steps)), ("sorts", count(p.sorts)),
+                                    ("VM steps", count(p.vm_steps)), ("cache hits", count(p.cache_hits)),
+                                    ("reads", count(p.cache_misses)), ("hit ratio", percent(p.cache_hit_ratio)),
+                                    ("pages written", count(p.pages_written))]))
             yield Static(Text("Esc closes", style="dim"))
-
-    def _stats(self) -> Text:
-        p = self.profile
-        if p is None:
-            return safe_text(self.profile_note, 200, style="dim")
-        pairs = [("calls", int_(p, "execution_count")), ("total ms", number(float_(p, "total_time_ms"), 0)),
-                 ("avg ms", number(float_(p, "avg_time_ms"), 2)), ("p95 ms", number(float_(p, "p95_ms"), 2)),
-                 ("p99 ms", number(float_(p, "p99_ms"), 2)), ("max ms", number(float_(p, "max_time_ms"), 0)),
-                 ("rows", int_(p, "total_rows_returned")), ("errors", int_(p, "errors"))]
-        return safe_text("  ".join(f"{k} {'–' if v is None else v}" for k, v in pairs), 200)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -30,7 +30,12 @@ def _session(sid: int, user: str, app: str, state: str, sql: str | None = None, 
             "state_since": NOW - int(in_state), "state_seconds": in_state, "current_query_id": qid,
             "sql_id": "f00d" if sql else None, "query_started_at": NOW - int(in_state) if sql else None,
             "transaction_started_at": NOW - txn_age if txn_age is not None else None, "statements": 10,
-            "rows_read": 0, "rows_written": 0, "errors": 0, "commits": 0, "rollbacks": 0}
+            "rows_read": 0, "rows_written": 0, "errors": 0, "commits": 0, "rollbacks": 0,
+            # our engine's additions: times to the millisecond, resources
+            "state_since_ms": round((NOW - in_state) * 1000),
+            "transaction_started_at_ms": (NOW - txn_age) * 1000 + 250 if txn_age is not None else None,
+            "cpu_time_ms": 37.5 * sid * sid, "cache_hits": 1000 * sid, "cache_misses": 40 * sid,
+            "pages_written": 3 * sid if txn_age is not None else 0, "rows_returned": 250 * sid}
 
 
 def initial_sessions() -> list[dict[str, Any]]:
@@ -146,7 +151,13 @@ class FakeServer:
                                                              "avg_time_ms": 2.83, "max_time_ms": 900,
                                                              "p95_ms": 4.1, "p99_ms": 12.5,
                                                              "total_rows_returned": 0, "errors": 2,
-                                                             "execution_plan": None}],
+                                                             "execution_plan": "SEARCH inventory.stock USING "
+                                                                               "INTEGER PRIMARY KEY (rowid=?)",
+                                                             "plan_captured_at": NOW - 600, "profiled_calls": 9,
+                                                             "fullscan_steps": 0, "sorts": 0, "vm_steps": 412,
+                                                             "cpu_time_ms": 96.0, "cache_hits": 80,
+                                                             "cache_misses": 3, "pages_written": 9,
+                                                             "cache_hit_ratio": 0.964}],
                                                "total_count": 1, "page": 1, "page_size": 1000},
             }
             if p in fixed:
@@ -204,7 +215,7 @@ class FakeServer:
                  "elapsed_ms": int(s["state_seconds"] * 1000), "current_operation": "executing",
                  "session_id": s["session_id"], "username": s["username"], "sql_text": s["current_query"],
                  "sql_id": s["sql_id"], "wait_event": s["wait_event"], "wait_class": s["wait_class"],
-                 "blocking_session": s["blocking_session"]}
+                 "blocking_session": s["blocking_session"], "cpu_time_ms": round(s["cpu_time_ms"] / 3, 3)}
                 for s in self.sessions if s["current_query_id"]]
 
     def deadlock(self) -> None:

@@ -13,6 +13,7 @@ from engine.errors import EngineError
 from rdbtop.app import RdbTop
 from rdbtop.config import Settings
 from rdbtop.screens.confirm import ConfirmScreen
+from rdbtop.screens.detail import DetailScreen
 from rdbtop.screens.maintenance import MaintenanceScreen
 
 from .conftest import EngineSource, until
@@ -88,3 +89,48 @@ async def test_b_and_m_against_the_engine(engine: Engine) -> None:
         await until(pilot, lambda: "analyze on inventory started" in notes(app) or "Could not" in notes(app),
                     timeout=10)
         assert "analyze on inventory started" in notes(app), notes(app)
+
+
+SPIN = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT count(*) FROM c"
+
+
+async def test_a_cpu_heavy_session_tops_the_cpu_order_and_its_plan_is_shown(engine: Engine) -> None:
+    spinner, idle = engine.connect("analyst", "report"), engine.connect("shop", "oltp")
+    spinner.execute(SPIN, (10,))  # its first run is profiled: the fingerprint's plan is recorded
+    outcome: list[str] = []
+
+    def spin() -> None:
+        try:
+            spinner.execute(SPIN, (10**15,))
+        except EngineError as exc:
+            outcome.append(exc.code)
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    app = RdbTop(Settings(url="http://engine", interval=0.5), EngineSource(engine))
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: app.shown is not None, timeout=10)
+            await on_pane(pilot, "sessions", "2")
+            t = table(app, "sessions")
+            t.post_message(t.HeaderSelected(t, t.columns["cpu"].key, list(t.columns).index("cpu"), "CPU"))
+
+            def on_top_using_cpu() -> bool:
+                rows = t.ordered_rows
+                return bool(rows) and rows[0].key.value == str(spinner.id) and any(
+                    s.session_id == spinner.id and (s.cpu_time_ms or 0) > 20 for s in app.shown.sessions)
+
+            await until(pilot, on_top_using_cpu, timeout=15)
+            assert str(idle.id) in [r.key.value for r in t.ordered_rows[1:]]
+            await on_pane(pilot, "queries", "3")
+            query = spinner.statement.query_id if spinner.statement else None
+            await until(pilot, lambda: table(app, "queries").select_key(query), timeout=10)
+            table(app, "queries").focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), timeout=10)
+            text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+            assert "RECURSIVE STEP" in text and "SCAN c" in text
+    finally:
+        engine.cancel(spinner.id, by="test")
+        thread.join(10)
+    assert outcome == ["QUERY_CANCELED"]

@@ -253,7 +253,8 @@ async def test_enter_on_a_query_opens_its_details(server) -> None:  # type: igno
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         text = " ".join(str(w.render()) for w in app.screen.query("Static"))
-        assert "UPDATE inventory.stock" in text and "calls 1200" in text and "no plan" in text
+        assert "UPDATE inventory.stock" in text and "calls 1200" in text
+        assert "SEARCH inventory.stock USING INTEGER PRIMARY KEY (rowid=?)" in text and "VM steps 412" in text
         await pilot.press("escape")
 
 

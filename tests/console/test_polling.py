@@ -69,12 +69,12 @@ async def test_a_pane_shows_data_read_for_it_after_a_switch(server: FakeServer) 
 def test_the_session_order_holds_from_one_poll_to_the_next() -> None:
     """Sessions that entered their state in the same second keep their places as they age."""
     from rdbtop.model import Session
-    from rdbtop.panes.sessions import sort_sessions
+    from rdbtop.panes.sessions import SORTS, sort_sessions
 
     def poll(ages: dict[int, float]) -> list[int]:
         sessions = [Session(sid, state="idle in transaction", state_seconds=age, state_since=1_000)
                     for sid, age in ages.items()]
-        return [s.session_id for sort in (0, 1) for s in sort_sessions(sessions, sort)]
+        return [s.session_id for sort in (0, SORTS.index("time in state")) for s in sort_sessions(sessions, sort)]
 
     # the answers' rounding puts 5 ahead of 4 in one poll and behind it in the next: the order holds
     assert poll({4: 10.000, 5: 10.001}) == poll({4: 11.001, 5: 11.000}) == [4, 5, 4, 5]

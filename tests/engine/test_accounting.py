@@ -19,7 +19,7 @@ IMPLEMENTATIONS = [(PyAccumulator, py_record_call), (native.Accumulator, native.
 
 def figures(acc) -> tuple:
     return (acc.sql, acc.calls, acc.rows, acc.written, acc.errors, acc.total_ms, acc.min_ms, acc.max_ms,
-            acc.first_seen, acc.last_end, {b: n for b, n in acc.hist.items() if n})
+            acc.first_seen, acc.last_end, {b: n for b, n in acc.hist.items() if n}, acc.cpu_ms)
 
 
 # at and around the first bucket's bound, an int, and past the last bucket
@@ -32,9 +32,9 @@ def durations(rng: random.Random, n: int) -> list[float]:
 
 def test_c_and_python_accumulators_agree_call_for_call() -> None:
     rng = random.Random(7)
-    calls = [(key, ms, 1, 0, False, 1.0) for key in "abc" for ms in EDGES]
-    calls += [(rng.choice("abc"), ms, rng.randint(0, 50), rng.randint(0, 3), rng.random() < 0.1, float(i))
-              for i, ms in enumerate(durations(rng, 3000))]
+    calls = [(key, ms, ms / 3, 1, 0, False, 1.0) for key in "abc" for ms in EDGES]
+    calls += [(rng.choice("abc"), ms, ms * rng.random(), rng.randint(0, 50), rng.randint(0, 3), rng.random() < 0.1,
+               float(i)) for i, ms in enumerate(durations(rng, 3000))]
     results = []
     for Acc, record in IMPLEMENTATIONS:
         accs = {key: Acc(f"SELECT {key}", 100.0) for key in "ab"}  # "c" has none: refused, nothing counted
@@ -54,7 +54,7 @@ def test_c_and_python_merge_alike() -> None:
     for Acc, record in IMPLEMENTATIONS:
         parts = [Acc("SELECT 1", float(first)) for first in (50, 20, 80)]
         for i, ms in enumerate(durations(rng, 500)):
-            record({"k": parts[i % 3]}, "k", ms, 1, i % 2, i % 17 == 0, 100.0 + i)
+            record({"k": parts[i % 3]}, "k", ms, ms / 2, 1, i % 2, i % 17 == 0, 100.0 + i)
         total = Acc("SELECT 1", math.inf)
         for part in (*parts, Acc("SELECT 1", 90.0)):  # an empty one changes nothing but first_seen
             total.merge(part)
@@ -69,9 +69,11 @@ def test_c_accumulator_refuses_what_it_cannot_count() -> None:
     with pytest.raises(TypeError):
         acc.merge(PyAccumulator("SELECT 1", 0.0))
     with pytest.raises(TypeError):
-        native.record_call({"k": PyAccumulator("SELECT 1", 0.0)}, "k", 1.0, 1, 0, False, 0.0)
+        native.record_call({"k": PyAccumulator("SELECT 1", 0.0)}, "k", 1.0, 0.5, 1, 0, False, 0.0)
     with pytest.raises(TypeError):
-        native.record_call({"k": acc}, "k", "slow", 1, 0, False, 0.0)
+        native.record_call({"k": acc}, "k", "slow", 0.5, 1, 0, False, 0.0)
+    with pytest.raises(TypeError):
+        native.record_call({"k": acc}, "k", 1.0, "busy", 1, 0, False, 0.0)
     with pytest.raises(TypeError):
         native.record_call({"k": acc}, "k", 1.0)
     assert acc.calls == 0 and acc.hist == {}

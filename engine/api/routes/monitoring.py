@@ -27,7 +27,8 @@ class ASHSample(BaseModel):
     wait_event: str | None
     wait_time_ms: int | None = Field(description="time the session had been in its current state")
     blocking_session: int | None
-    cpu_time_ms: int | None = Field(description="not measured per session: always null")
+    cpu_time_ms: int | None = Field(description="the session's CPU time up to the sample, in whole ms, as "
+                                                "cpu_time_ms in /sessions says it")
     user_name: str
     program: str | None = Field(description="the session's application_name")
     module: str | None
@@ -42,7 +43,7 @@ class ASHSample(BaseModel):
     def of(cls, s: AshSample) -> ASHSample:
         return cls(sample_time=int(s.sample_time), session_id=s.session_id, sql_id=s.sql_id, sql_text=s.sql_text,
                    wait_event=s.wait_event, wait_time_ms=round(max(0.0, s.time_in_state) * 1000),
-                   blocking_session=s.blocking_session, cpu_time_ms=None, user_name=s.username,
+                   blocking_session=s.blocking_session, cpu_time_ms=round(s.cpu_time_ms), user_name=s.username,
                    program=s.program or None, module=None, action=None, sample_id=s.sample_id,
                    wait_class=s.wait_class, state=s.state, query_id=s.query_id)
 

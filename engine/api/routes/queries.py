@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from ...activity import StatementStatus, StatementView, cancel, statement_view
 from ...statements import Result
+from ...stats import StatementStats
 from ..deps import Admin, EngineDep, Monitor, Operator
+from ..models import CPU_TIME_NOTE, ts_ms
 
 router = APIRouter(prefix="/api/v1/query", tags=["queries"])
 
@@ -56,10 +58,23 @@ class QueryStatusResponse(BaseModel):
     error_code: str | None
     error_message: str | None
     stopped_by: str | None = Field(description="who canceled it or terminated its session")
+    started_at_ms: int = Field(description="started_at in Unix milliseconds")
+    cpu_time_ms: float | None = Field(description=CPU_TIME_NOTE + "; so far while it runs; null when it is not "
+                                                  "timed yet (a light statement in its first 1,000 VM steps)")
+    cache_hits: int | None = Field(description="pages found in the page cache; taken on profiled executions only "
+                                               "(see /profiling/queries), null otherwise and until it finishes")
+    cache_misses: int | None = Field(description="pages read from the database files; as cache_hits")
+    pages_written: int | None = Field(description="pages written to the database files; as cache_hits")
+    execution_plan: str | None = Field(description="the plan recorded for its fingerprint (EXPLAIN QUERY PLAN, one "
+                                                   "step a line, indented under its parent); null before one was")
+    plan_captured_at: int | None = Field(description="when that plan was recorded: first taken, or last seen to "
+                                                     "change (Unix seconds)")
 
     @classmethod
-    def of(cls, v: StatementView) -> QueryStatusResponse:
+    def of(cls, v: StatementView, stats: StatementStats) -> QueryStatusResponse:
         stmt, session, done = v.statement, v.session, v.statement.finished
+        cpu = stmt.cpu_so_far_ms()
+        plan, plan_at = stats.recorded_plan(stmt.sql_id)
         return cls(query_id=stmt.query_id, status=v.status, progress_percent=None,
                    rows_scanned=stmt.fullscan_steps if done else None, rows_returned=stmt.rows if done else None,
                    elapsed_ms=round(v.elapsed_ms), estimated_remaining_ms=None, current_operation=v.current_operation,
@@ -72,7 +87,11 @@ class QueryStatusResponse(BaseModel):
                    blocking_sessions=list(session.blocking_sessions) if session else [],
                    rows_written=stmt.rows_written if done else None, vm_steps=stmt.vm_steps if done else None,
                    sorts=stmt.sorts if done else None, error_code=stmt.error_code, error_message=stmt.error_message,
-                   stopped_by=stmt.stopped_by)
+                   stopped_by=stmt.stopped_by, started_at_ms=ts_ms(stmt.started_at),
+                   cpu_time_ms=None if cpu is None else round(cpu, 3),
+                   cache_hits=stmt.cache_hits if done else None, cache_misses=stmt.cache_misses if done else None,
+                   pages_written=stmt.pages_written if done else None, execution_plan=plan,
+                   plan_captured_at=None if plan_at is None else int(plan_at))
 
 
 # Request fields are strict: JSON's types are the contract, so "yes" is no boolean and "5" no number.
@@ -152,13 +171,14 @@ class QueryResponse(BaseModel):
 @router.get("/active", response_model=list[QueryStatusResponse])
 def active_queries(engine: EngineDep, _: Monitor) -> list[QueryStatusResponse]:
     """Statements running now in every session, longest-running first."""
-    return [QueryStatusResponse.of(statement_view(engine, a.statement, a.session)) for a in engine.active_statements()]
+    return [QueryStatusResponse.of(statement_view(engine, a.statement, a.session), engine.stats)
+            for a in engine.active_statements()]
 
 
 @router.get("/{query_id}/status", response_model=QueryStatusResponse)
 def query_status(engine: EngineDep, _: Monitor, query_id: QueryId) -> QueryStatusResponse:
     """A running statement, or one of the recently finished ones."""
-    return QueryStatusResponse.of(statement_view(engine, engine.statement(query_id)))
+    return QueryStatusResponse.of(statement_view(engine, engine.statement(query_id)), engine.stats)
 
 
 @router.post("/{query_id}/cancel", response_model=CancelQueryResponse)

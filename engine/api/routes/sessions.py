@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -24,6 +25,10 @@ _SORT = {
     "session_id": lambda s: s.id, "username": lambda s: s.user, "state": lambda s: s.state.value,
     "created_at": lambda s: s.connected_at, "last_activity": lambda s: s.last_activity,
     "state_seconds": lambda s: -s.state_since, "application_name": lambda s: s.application_name,
+    "transaction_seconds": lambda s: -s.txn.started_at if s.txn is not None else -math.inf,
+    "cpu_time_ms": lambda s: s.cpu_time_ms(), "statements": lambda s: s.counters.statements,
+    "rows_returned": lambda s: s.counters.rows_read, "cache_misses": lambda s: s.counters.cache_misses,
+    "pages_written": lambda s: s.counters.pages_written,
 }
 # What hurts first: waiting, then idle in transaction (holding locks), active, idle; the longest in
 # its state first within each. A console's default order, so that its top rows can be asked for.

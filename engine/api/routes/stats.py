@@ -12,6 +12,7 @@ from ...metrics import EngineMetrics
 from ...sessions import PROFILE_EVERY_MASK
 from ...stats import FingerprintStats, SlowStatement
 from ..deps import EngineDep, Monitor
+from ..models import CPU_TIME_NOTE
 from ..pagination import MAX_PAGE_SIZE, PageParams, SortOrder, paginate
 
 router = APIRouter(prefix="/api/v1", tags=["statistics"])
@@ -37,7 +38,33 @@ class SlowQueryInfo(BaseModel):
                    sql_id=s.sql_id, query_id=s.query_id, rows=s.rows, error_code=s.error_code)
 
 
-class TopQueryInfo(BaseModel):
+PROFILED_NOTE = ("summed over the profiled calls only (profiled_calls in /profiling/queries): the first ones of "
+                 f"each SQL text, then one statement in {PROFILE_EVERY_MASK + 1} of each session")
+PLAN_NOTE = ("SQLite's EXPLAIN QUERY PLAN for the fingerprint, one step a line, indented under its parent; taken "
+             "when the fingerprint is first profiled, after each schema change and on later samples; null before "
+             "one was taken, and for texts of several statements")
+
+
+class Resources(BaseModel):
+    """A fingerprint's resource figures, shared by its two views."""
+
+    cpu_time_ms: float = Field(description="total over every call; " + CPU_TIME_NOTE)
+    cache_hits: int = Field(description="pages found in the page cache, " + PROFILED_NOTE)
+    cache_misses: int = Field(description="pages read from the database files, " + PROFILED_NOTE)
+    pages_written: int = Field(description="pages written to the database files, " + PROFILED_NOTE)
+    rows_returned: int = Field(description="rows returned to clients, over every call")
+    execution_plan: str | None = Field(description=PLAN_NOTE)
+    plan_captured_at: int | None = Field(description="when the plan was recorded: first taken, or last seen to "
+                                                     "change (Unix seconds)")
+
+    @staticmethod
+    def fields(fp: FingerprintStats) -> dict:
+        return {"cpu_time_ms": round(fp.cpu_ms, 3), "cache_hits": fp.cache_hits, "cache_misses": fp.cache_misses,
+                "pages_written": fp.pages_written, "rows_returned": fp.rows_returned, "execution_plan": fp.plan,
+                "plan_captured_at": None if fp.plan_captured_at is None else int(fp.plan_captured_at)}
+
+
+class TopQueryInfo(Resources):
     query_pattern: str = Field(description="the statement with literals normalised to ?")
     execution_count: int
     total_time_ms: int
@@ -57,7 +84,7 @@ class TopQueryInfo(BaseModel):
         return cls(query_pattern=fp.query, execution_count=fp.calls, total_time_ms=round(fp.total_ms),
                    avg_time_ms=round(fp.mean_ms, 3), sql_id=fp.sql_id, p50_ms=_ms(fp.percentile(50)),
                    p95_ms=_ms(fp.percentile(95)), p99_ms=_ms(fp.percentile(99)), min_ms=round(fp.min_ms, 3),
-                   max_ms=round(fp.max_ms, 3), rows=fp.rows, errors=fp.errors)
+                   max_ms=round(fp.max_ms, 3), rows=fp.rows, errors=fp.errors, **Resources.fields(fp))
 
 
 class QueryStatsResponse(BaseModel):
@@ -108,7 +135,7 @@ class PerformanceDataResponse(BaseModel):
     uptime_seconds: float
 
 
-class QueryProfile(BaseModel):
+class QueryProfile(Resources):
     query_id: str = Field(description="the fingerprint's sql_id")
     query_text: str
     execution_count: int
@@ -120,7 +147,6 @@ class QueryProfile(BaseModel):
     avg_rows_returned: float
     cache_hit_ratio: float | None = Field(description="over the profiled calls; null when they read no page")
     last_executed: int
-    execution_plan: str | None = Field(description="not kept per fingerprint: always null")
     # additions
     p50_ms: float | None
     p95_ms: float | None
@@ -142,10 +168,10 @@ class QueryProfile(BaseModel):
                    max_time_ms=round(fp.max_ms), total_rows_returned=fp.rows_returned,
                    avg_rows_returned=round(fp.rows_returned / fp.calls, 3),
                    cache_hit_ratio=None if ratio is None else round(ratio, 6), last_executed=int(fp.last_seen),
-                   execution_plan=None, p50_ms=_ms(fp.percentile(50)), p95_ms=_ms(fp.percentile(95)),
+                   p50_ms=_ms(fp.percentile(50)), p95_ms=_ms(fp.percentile(95)),
                    p99_ms=_ms(fp.percentile(99)), errors=fp.errors, profiled_calls=fp.profiled_calls,
                    fullscan_steps=fp.fullscan_steps,
-                   sorts=fp.sorts, vm_steps=fp.vm_steps, first_executed=int(fp.first_seen))
+                   sorts=fp.sorts, vm_steps=fp.vm_steps, first_executed=int(fp.first_seen), **Resources.fields(fp))
 
 
 class QueryProfilingResponse(BaseModel):
