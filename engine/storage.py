@@ -164,6 +164,18 @@ class Storage:
         """Every schema's database file, `main` included."""
         return {"main": self.main_path, **self.schemas}
 
+    def not_in_wal(self) -> list[str]:
+        """Schemas whose file header says rollback journal (bytes 18-19 of the SQLite header: 1, not
+        2): something outside the engine changed journal_mode. A file too short for a header has
+        not been written yet, and is not counted."""
+        out = []
+        for name, path in self.files().items():
+            with open(path, "rb") as f:
+                header = f.read(20)
+            if len(header) == 20 and header[18] != 2:
+                out.append(name)
+        return out
+
     def size_bytes(self) -> int:
         total = 0
         for path in self.files().values():
