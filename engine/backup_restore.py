@@ -17,7 +17,6 @@ paths and (st_dev, st_ino), when the restore is asked for and again just before 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,7 +81,8 @@ def live_clash(target: Path, live_files: dict[str, Path], data_dir: Path) -> str
 
 
 def install(staged: dict[str, Path], staging: Path, target: Path) -> None:
-    """Move a checked data directory from `staging` to `target` (missing, empty, or overwritten)."""
+    """Move a checked data directory from `staging` to `target` (missing, empty, or overwritten);
+    what is left in `staging` is the caller's to remove."""
     if not target.exists():
         os.rename(staging, target)  # one step: the target appears whole or not at all
         return
@@ -91,7 +91,6 @@ def install(staged: dict[str, Path], staging: Path, target: Path) -> None:
         dest = layout(target, schema)
         dest.parent.mkdir(exist_ok=True)
         os.replace(path, dest)
-    shutil.rmtree(staging, ignore_errors=True)
 
 
 def clear(data_dir: Path) -> None:

@@ -45,15 +45,17 @@ def path_problem(name: str, value: str) -> str | None:
     NUL cannot be in a file name; a lone surrogate (JSON's "\\udc80") is not text, and would name a
     file no UTF-8 response can show; control characters, though Linux allows them, only ever arrive
     by mistake or to forge log lines."""
+    if len(value) > MAX_PATH_CHARS or not _is_text(value) or any(c < " " or c == "\x7f" for c in value):
+        return f"{name} must be a path of at most {MAX_PATH_CHARS} characters without NUL or control characters"
+    return None
+
+
+def _is_text(value: str) -> bool:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        text = False
-    else:
-        text = True
-    if len(value) > MAX_PATH_CHARS or not text or any(c < " " or c == "\x7f" for c in value):
-        return f"{name} must be a path of at most {MAX_PATH_CHARS} characters without NUL or control characters"
-    return None
+        return False
+    return True
 
 
 def allowed_roots(data_dir: Path | None = None) -> list[Path]:

@@ -1,9 +1,11 @@
 """Health: real checks of storage, background services, connections, memory and disk, and the
 liveness, readiness and startup verdicts RustyDB's probes report, built from those checks.
 
-Every check is cheap (a few stat calls, one tiny file write), so probes may call them as often as
-an orchestrator likes. Each check is timed, and a check that itself fails reports `unknown` with
-the reason instead of raising.
+Every check is cheap (a few stat calls, each schema file's 20-byte header, one tiny file write),
+so probes may call them as often as an orchestrator likes. Each check is timed, and a check that
+itself fails reports `unknown` with the reason instead of raising. Storage is unhealthy when a
+schema file is no longer in WAL mode (changed by a tool outside the engine: the engine's own SQL
+cannot change it).
 """
 
 from __future__ import annotations
@@ -198,6 +200,11 @@ class HealthService:
             return HealthStatus.UNHEALTHY, f"database files missing: {', '.join(missing)}", details
         details["size_bytes"] = storage.size_bytes()
         details["schemas"] = len(storage.files())
+        not_in_wal = storage.not_in_wal()
+        if not_in_wal:
+            details["not_in_wal"] = not_in_wal
+            return (HealthStatus.UNHEALTHY, f"schemas not in WAL mode: {', '.join(not_in_wal)} (changed outside the "
+                    "engine, whose lock manager relies on WAL)", details)
         return HealthStatus.HEALTHY, "data directory writable, database files present", details
 
     def _connections(self) -> Verdict:

@@ -41,11 +41,10 @@ class CommitGate:
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._under_way = 0
-        self._shut = False
+        self._shut = 0
         self.held_back = 0  # commits waiting at the shut gate now
         self.held_back_total = 0  # commits that ever waited there
         self.longest_hold_seconds = 0.0  # the longest such wait
-
 
     def watch(self, conn: apsw.Connection) -> CommitPass:
         """Make `conn`'s commits pass the gate; the caller calls `leave()` after each statement."""
@@ -77,20 +76,16 @@ class CommitGate:
         seconds (if not, the body must not rely on the moment: commits are let go again)."""
         deadline = time.monotonic() + patience
         with self._cond:
-            self._shut = True
-            try:
+            self._shut += 1  # a count: two callers shutting at once each keep it shut to their end
+        try:
+            with self._cond:
                 while self._under_way and (left := deadline - time.monotonic()) > 0:
                     self._cond.wait(left)
                 quiet = not self._under_way
-            except BaseException:
-                self._shut = False
-                self._cond.notify_all()
-                raise
-        try:
             yield quiet
         finally:
             with self._cond:
-                self._shut = False
+                self._shut -= 1
                 self._cond.notify_all()
 
 
@@ -163,6 +158,18 @@ class Storage:
     def files(self) -> dict[str, Path]:
         """Every schema's database file, `main` included."""
         return {"main": self.main_path, **self.schemas}
+
+    def not_in_wal(self) -> list[str]:
+        """Schemas whose file header says rollback journal (bytes 18-19 of the SQLite header: 1, not
+        2): something outside the engine changed journal_mode. A file too short for a header has
+        not been written yet, and is not counted."""
+        out = []
+        for name, path in self.files().items():
+            with open(path, "rb") as f:
+                header = f.read(20)
+            if len(header) == 20 and header[18] != 2:
+                out.append(name)
+        return out
 
     def size_bytes(self) -> int:
         total = 0

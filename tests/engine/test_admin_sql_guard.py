@@ -83,3 +83,21 @@ def test_defer_foreign_keys_is_a_transactions_own_business(engine: Engine) -> No
     s.execute("BEGIN")
     s.execute("PRAGMA defer_foreign_keys=ON")
     s.execute("COMMIT")
+
+
+def test_a_schema_moved_off_wal_outside_the_engine_makes_storage_unhealthy(engine: Engine) -> None:
+    ready = engine.health.readiness()
+    assert ready.ok and next(c for c in ready.checks if c.component == "storage").status == "healthy"
+    outside = apsw.Connection(str(engine.storage.files()["sales"]))  # a tool of its own, as sqlite3 would be
+    try:
+        assert outside.execute("PRAGMA journal_mode=DELETE").fetchall() == [("delete",)]
+        ready = engine.health.readiness()
+        storage = next(c for c in ready.checks if c.component == "storage")
+        assert not ready.ok and storage.status == "unhealthy"
+        assert storage.message == ("schemas not in WAL mode: sales (changed outside the engine, whose lock manager "
+                                   "relies on WAL)")
+        assert storage.details["not_in_wal"] == ["sales"]
+        outside.execute("PRAGMA journal_mode=WAL").fetchall()
+    finally:
+        outside.close()
+    assert engine.health.readiness().ok

@@ -199,11 +199,11 @@ class Transfers:
     so the two schemas' balances always add up to the same total; `committed` counts transfers."""
 
     def __init__(self, engine: Engine, seed: int, stop: threading.Event) -> None:
-        self.engine, self.stop, self.committed = engine, stop, 0
+        self.engine, self.seed, self.stop, self.committed = engine, seed, stop, 0
         self.random = random.Random(seed)
 
     def run(self) -> None:
-        s = self.engine.connect(f"transfers-{self.random.random():.3f}", "backup-test-transfers")
+        s = self.engine.connect(f"transfers-{self.seed}", "backup-test-transfers")
         try:
             while not self.stop.is_set():
                 a, b = self.random.randrange(ACCOUNTS), self.random.randrange(ACCOUNTS)

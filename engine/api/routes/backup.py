@@ -55,7 +55,9 @@ class BackupRequest(_BackupOptions):
 class RestoreRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     target_database: _PATH | None = Field(
-        None, description="absolute path of a new (missing or empty) data directory to restore into")
+        None, description="absolute path of a new (missing or empty) data directory to restore into, inside a "
+                          "directory named in RDBTOP_ALLOWED_DIRS; the live data directory by any name, or a "
+                          "directory inside it or holding one of its files, is a 409")
     point_in_time: Annotated[StrictInt, Field(ge=0, le=2**40)] | None = Field(
         None, description="Unix seconds: restore the latest backup of the chain taken at or before it")
     verify_only: StrictBool | None = Field(None, description="restore into a scratch directory, check, discard")
@@ -71,7 +73,8 @@ class BackupScheduleModel(BaseModel):
     retention_days: RetentionDays
     compression: StrictBool
     encryption: StrictBool = Field(description="true needs a configured backup key")
-    destination: _PATH = Field(description="absolute path of an existing directory")
+    destination: _PATH = Field(description="absolute path of an existing directory inside the data directory or "
+                                           "a directory named in RDBTOP_ALLOWED_DIRS")
     # additions
     compression_algorithm: CompressionAlgorithm = CompressionAlgorithm("zstd")  # type: ignore[valid-type]
 
