@@ -865,11 +865,13 @@ class AlertService:
             if rule_id is None and not labels:
                 raise InvalidInput("a silence needs a rule_id, labels, or both", field="rule_id")
             if rule_id is not None and rule_id not in self._rules:
-                raise InvalidInput(f"rule_id {rule_id} is not an alert rule", field="rule_id")
+                raise NotFound(f"rule_id {rule_id} is not an alert rule", field="rule_id")
             if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
                 raise InvalidInput("labels must map names to string values", field="labels")
-            if not math.isfinite(expires_at) or expires_at <= now:
-                raise InvalidInput("expires_at must be in the future", field="expires_at")
+            if not math.isfinite(expires_at):
+                raise InvalidInput("expires_at must be a number", field="expires_at")
+            if expires_at <= now:  # a well-formed request that the clock, not its shape, refuses
+                raise Conflict("expires_at must be in the future", field="expires_at", now=int(now))
             silence = Silence(secrets.token_hex(8), rule_id, labels, comment, by, now, float(expires_at))
             with write(self._db):
                 self._db.execute("INSERT INTO alert_silences VALUES(?,?,?,?,?,?,?)", (

@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -71,6 +72,9 @@ _API_ROLE_OF = {name: api for name, _, _, api in SEEDED_ROLES}
 PERMISSIONS = ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "EXECUTE", "ALL")
 USERNAME_MIN, USERNAME_MAX = 3, 64
 ROLE_NAME_MAX = 64
+# what a name may not contain: it is written to the log and the audit trail, so no line breaks or control codes
+NAME_FORBIDDEN = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029"
+_FORBIDDEN_IN_NAME = re.compile(f"[{NAME_FORBIDDEN}]")
 
 
 class Unauthorized(EngineError):
@@ -562,7 +566,7 @@ class AuthService:
         known = self._permissions()
         for name in roles:
             if name not in known:
-                raise InvalidRequest(f"Role '{name}' does not exist", field="roles", role=name)
+                raise NotFound(f"Role '{name}' does not exist", field="roles", role=name)
 
     def _check_keeps_an_admin(self, user: UserRecord, roles_after: list[str]) -> None:
         """Refuse the change that would leave no enabled user able to administer the engine."""
@@ -682,8 +686,7 @@ def _check_username(username: str) -> None:
         raise InvalidRequest("Username cannot be empty", field="username")
     if not USERNAME_MIN <= len(username) <= USERNAME_MAX:
         raise InvalidRequest(f"Username must be between {USERNAME_MIN} and {USERNAME_MAX} characters", field="username")
-    if not username.isprintable():
-        # usernames are written to the log and the audit trail: no line breaks or control codes
+    if _FORBIDDEN_IN_NAME.search(username):
         raise InvalidRequest("Username must not contain control characters", field="username")
 
 
@@ -695,7 +698,7 @@ def _check_password(password: str | None) -> None:
 def _check_role_name(role_name: str) -> None:
     if not role_name.strip():
         raise InvalidRequest("Role name cannot be empty", field="role_name")
-    if len(role_name) > ROLE_NAME_MAX or not role_name.isprintable():
+    if len(role_name) > ROLE_NAME_MAX or _FORBIDDEN_IN_NAME.search(role_name):
         raise InvalidRequest(f"Role name must be at most {ROLE_NAME_MAX} printable characters", field="role_name")
 
 

@@ -234,15 +234,16 @@ class BackupService:
             if backup_type is not BackupType.FULL and not any(
                     r.backup_type is BackupType.FULL and r.status is not BackupStatus.FAILED
                     for r in self._records.values()):
-                raise InvalidInput(f"an {backup_type} backup needs a full backup to build on, and there is none: "
+                raise Conflict(f"an {backup_type} backup needs a full backup to build on, and there is none: "
                                    "take a full backup first", field="backup_type")
-        compress = schedule.compression if compression is None else compression
+        # naming an algorithm asks for compression, whatever the schedule's default
+        compress = (compression_algorithm is not None or schedule.compression) if compression is None else compression
         if compression_algorithm is not None and not compress:
             raise InvalidInput("compression_algorithm needs compression", field="compression_algorithm")
         encrypt = schedule.encryption if encryption is None else encryption
         key = self._key() if encrypt else None
         if encrypt and key is None:
-            raise InvalidInput(NO_KEY, field="encryption")
+            raise Conflict(NO_KEY, field="encryption")  # the server's setup, not the request, lacks the key
         days = schedule.retention_days if retention_days is None else retention_days
         if days <= 0:
             raise InvalidInput("retention_days must be greater than 0", field="retention_days")
@@ -399,14 +400,14 @@ class BackupService:
         as the API shows them: a backup's own snapshot_time names it."""
         with self._mutex:
             record = self._get(backup_id)
-            if record.status is not BackupStatus.COMPLETED:
-                raise InvalidInput(refusal, field="backup_id")
+            if record.status is not BackupStatus.COMPLETED:  # the backup's state, not the request, is wrong
+                raise Conflict(refusal, field="backup_id", status=record.status.value)
             if point_in_time is not None:
                 members = [r for r in self._records.values() if r.status is BackupStatus.COMPLETED
                            and r.base_backup_id == record.base_backup_id
                            and math.floor(_snapshot_at(r)) <= point_in_time]
                 if not members:
-                    raise InvalidInput(f"point_in_time {int(point_in_time)} is before the first backup of the chain "
+                    raise Conflict(f"point_in_time {int(point_in_time)} is before the first backup of the chain "
                                        f"of {backup_id}", field="point_in_time")
                 record = max(members, key=_snapshot_at)
             out = [record]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,9 +52,24 @@ class BackupSchedule:
         return self
 
 
+def _cron_field(value: str) -> str:
+    item = f"(?:\\*|{value}(?:-{value})?)(?:/[1-9][0-9]?)?"
+    return f"{item}(?:,{item})*"
+
+
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_DAYS = "sun|mon|tue|wed|thu|fri|sat"
+# The cron expressions a schedule takes, as the API documents them: five fields of numbers in range
+# (names for months and days), ranges, steps and lists, or an @ alias. Six fields would mean seconds,
+# which a check every few seconds cannot honour.
+CRON_PATTERN = ("^(?:@(?:yearly|annually|monthly|weekly|daily|hourly|midnight)|" + " ".join(_cron_field(v) for v in (
+    "(?:[1-5]?[0-9])", "(?:2[0-3]|1?[0-9])", "(?:3[01]|[12][0-9]|[1-9])", f"(?:1[0-2]|[1-9]|{_MONTHS})",
+    f"(?:[0-7]|{_DAYS})")) + ")$")
+_CRON = re.compile(CRON_PATTERN)
+
+
 def check_cron(field: str, expr: str) -> None:
-    # six fields would mean seconds, which a check every few seconds cannot honour
-    if not (expr.startswith("@") or len(expr.split()) == 5) or not croniter.is_valid(expr):
+    if not _CRON.match(expr) or not croniter.is_valid(expr):
         raise InvalidInput(f"{field} is not a valid cron expression (five fields, UTC): {expr!r}", field=field)
 
 

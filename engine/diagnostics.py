@@ -229,6 +229,8 @@ class IncidentService:
         details = {"status": status.value if status else None, "assignee": None if assignee is UNSET else assignee,
                    "note": note}
         try:
+            if status is None and assignee is UNSET and not note:
+                raise InvalidInput("nothing to change: give a new status, an assignee or a note", field="status")
             with self._mutex:
                 incident = self._get(incident_id)
                 now = self._clock.time()
@@ -248,8 +250,6 @@ class IncidentService:
                     changes.append(IncidentChange(now, by, "assignee", incident.assignee, assignee, note))
                 if not changes and note:
                     changes.append(IncidentChange(now, by, "note", None, None, note))
-                if not changes:
-                    raise InvalidInput("nothing to change: give a new status, an assignee or a note", field="status")
                 for change in changes:
                     if change.field == "status":
                         incident.status = IncidentStatus(change.new)
@@ -259,10 +259,11 @@ class IncidentService:
                             incident.resolved_at = None  # reopened
                     elif change.field == "assignee":
                         incident.assignee = change.new
-                incident.history = (*incident.history, *changes)[-HISTORY_ENTRIES:]
-                incident.updated_at = now
-                self._track_key(incident)
-                self._write_behind(incident.id)
+                if changes:  # none when what was asked for holds already: an idempotent PATCH
+                    incident.history = (*incident.history, *changes)[-HISTORY_ENTRIES:]
+                    incident.updated_at = now
+                    self._track_key(incident)
+                    self._write_behind(incident.id)
                 out = dataclasses.replace(incident)
         except EngineError as exc:
             audit(by, "update_incident", target, f"refused: {exc.message}", **details)

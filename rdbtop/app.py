@@ -392,13 +392,19 @@ class RdbTop(App[int]):
     def action_pane(self, key: str) -> None:
         self.tabs.active = key
 
+    def _winding_down(self) -> bool:
+        # --rotate's timer may fire, and the switch it made be handled, while the app closes
+        return not (self.is_running and self.screen_stack)
+
     def action_next_pane(self) -> None:
-        if not (self.is_running and self.screen_stack):  # --rotate's timer may fire while the app closes
+        if self._winding_down():
             return
         keys = [p.key for p in PANES]
         self.tabs.active = keys[(keys.index(self.tabs.active) + 1) % len(keys)]
 
     async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if self._winding_down():
+            return
         self._tell_poller()
         if not (self.paused or self.read_for(self.tabs.active)) and self.poller is not None:
             self.poller.poll_now()  # this pane's data was not read for it: read it now; deliver() draws it

@@ -7,8 +7,9 @@ pane is drawn only from data read for it. Profiling the console at 1,000 session
 every tick reading eleven endpoints, most for panes nobody was looking at. Sessions are asked for
 as the Sessions pane shows them: the top ROW_CAP rows in its order, idle ones left out when it
 hides them (`sort_by`, `limit`, `state` on /stats/sessions); all of them while a text filter is
-on, as the filter runs here. A server that ignores those parameters (RustyDB) sends every session,
-which the panes sort and cut just the same. `--once` (pane None) makes every call.
+on (`limit` at its largest: our server pages the listing by default), as the filter runs here. A
+server that ignores those parameters (RustyDB) sends every session, which the panes sort and cut
+just the same. `--once` (pane None) makes every call.
 
 An endpoint the server does not serve (404 for the route) hides its area with a note; any other
 API error is kept per area so the rest still shows. Only when the server cannot be reached at all
@@ -83,6 +84,8 @@ SERVER_SORT = {"triage": ("triage", "asc"), "time in state": ("state_seconds", "
                "rows": ("rows_returned", "desc")}
 REVERSED = {"asc": "desc", "desc": "asc"}
 BUSY_STATES = "waiting,idle in transaction,active"  # the sessions that can hold locks or run statements
+# the most sessions /stats/sessions lists in one answer (`limit`): every session, where the server pages them
+EVERY_SESSION = 100_000
 
 
 @dataclass(frozen=True)
@@ -141,14 +144,14 @@ class Poller:
 
     def _sessions_params(self) -> dict[str, Any]:
         if self.pane is None:
-            return {}  # --once: every session
+            return {"limit": EVERY_SESSION}  # --once: every session
         if self.pane != "sessions":  # the overview, when performance does not count them by state
             return {"sort_by": "triage", "limit": ROW_CAP}
         want = self.sessions_wanted
         sort_by, order = SERVER_SORT.get(want.sort, SERVER_SORT["triage"])
         if want.reverse and want.sort in SERVER_SORT:
             order = REVERSED[order]
-        return {"sort_by": sort_by, "sort_order": order, "limit": None if want.every else ROW_CAP,
+        return {"sort_by": sort_by, "sort_order": order, "limit": EVERY_SESSION if want.every else ROW_CAP,
                 "state": BUSY_STATES if want.hide_idle else None}
 
     async def snapshot(self) -> Snapshot:

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.openapi.constants import REF_PREFIX
 
 from ..engine import VERSION, Engine
+from .cache import TickCache
 from .errors import ApiError, RequestContext, install_error_handlers
 from .routes import include_all
 
@@ -31,6 +32,7 @@ def create_app(engine: Engine) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.session_listings = TickCache()
     install_error_handlers(app)
     # The error responses refer to the ApiError schema instead of naming the model: FastAPI builds a
     # validator per route for every response model, twice (when a route is defined, and again on the
@@ -39,12 +41,13 @@ def create_app(engine: Engine) -> FastAPI:
     include_all(app, {status: {"description": text, "content": {"application/json": {"schema": {
         "$ref": f"{REF_PREFIX}ApiError"}}}} for status, text in _ERROR_RESPONSES.items()})
     app.add_middleware(RequestContext)
-    _drop_default_422(app)
+    _finish_openapi(app, engine)
     return app
 
 
-def _drop_default_422(app: FastAPI) -> None:
-    """FastAPI documents a 422 for validation errors; ours are 400 ApiError, so the 422 must go."""
+def _finish_openapi(app: FastAPI, engine: Engine) -> None:
+    """FastAPI documents a 422 for validation errors; ours are 400 ApiError, so the 422 must go. And
+    what only the running engine knows (the metrics alert rules may watch) becomes an enum."""
     generate = app.openapi
 
     def openapi() -> dict:
@@ -57,6 +60,9 @@ def _drop_default_422(app: FastAPI) -> None:
                     operation.get("responses", {}).pop("422", None)
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
+            metrics = [m.name for m in engine.alerts.metrics()]
+            for model in ("RuleCreate", "RuleUpdate"):
+                schema["components"]["schemas"][model]["properties"]["metric"]["enum"] = metrics
             app.openapi_schema = schema
         return app.openapi_schema
 

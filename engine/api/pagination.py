@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
@@ -14,6 +14,7 @@ from ..errors import InvalidInput
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
 
 
 class SortOrder(StrEnum):
@@ -23,19 +24,32 @@ class SortOrder(StrEnum):
 
 class PageParams(BaseModel):
     page: int = 1
-    page_size: int = 50
+    page_size: int = DEFAULT_PAGE_SIZE
     sort_by: str | None = None
     sort_order: SortOrder = SortOrder.ASC
 
 
-def page_params(page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-                page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-                sort_by: Annotated[str | None, Query(max_length=64)] = None,
-                sort_order: SortOrder = SortOrder.ASC) -> PageParams:
-    return PageParams(page=page, page_size=page_size, sort_by=sort_by, sort_order=sort_order)
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 
 
-Pages = Annotated[PageParams, Depends(page_params)]
+def sort_key_enum(keys: Iterable[str]) -> Any:
+    """`sort_by`'s type for these keys: an enum in the OpenAPI document, so that it is as strict as the server."""
+    return Literal[tuple(sorted(keys))]  # type: ignore[valid-type]
+
+
+def pages_sorted_by(keys: Iterable[str]) -> Any:
+    """RustyDB's pagination parameters as a dependency, `sort_by` limited to these keys."""
+    SortKey = sort_key_enum(keys)  # noqa: N806 - a type
+
+    def page_params(page: PageNumber = 1, page_size: PageSize = DEFAULT_PAGE_SIZE,
+                    sort_by: SortKey | None = None, sort_order: SortOrder = SortOrder.ASC) -> PageParams:
+        return PageParams(page=page, page_size=page_size, sort_by=sort_by, sort_order=sort_order)
+
+    # the annotation as an object: a string naming this function's local would not resolve
+    page_params.__annotations__["sort_by"] = SortKey | None
+
+    return Annotated[PageParams, Depends(page_params)]
 
 
 class Paginated(BaseModel, Generic[T]):

@@ -328,11 +328,21 @@ def test_a_silence_holds_an_alert_back_until_it_expires(client: TestClient, head
     error(client.delete(f"{ALERTS}/silences/{current['silence_id']}", headers=headers["operator"]), 404, "NOT_FOUND")
 
 
+@pytest.mark.parametrize(("body", "status", "code", "field"), [
+    # well-formed, but what the server holds refuses it: the rule does not exist, the time has passed
+    ({"rule_id": "no_such_rule", "duration_seconds": 60}, 404, "NOT_FOUND", "rule_id"),
+    ({"rule_id": IDLE, "expires_at": 1_000}, 409, "CONFLICT", "expires_at"),
+])
+def test_silences_the_servers_state_refuses(client: TestClient, headers: dict, body: dict, status: int, code: str,
+                                            field: str) -> None:
+    r = client.post(f"{ALERTS}/silences", json=body, headers=headers["operator"])
+    assert field in error(r, status, code)["message"]
+    assert client.get(f"{ALERTS}/silences", headers=headers["monitor"]).json() == []
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({"duration_seconds": 60}, "rule_id"),  # matches nothing in particular
-    ({"rule_id": "no_such_rule", "duration_seconds": 60}, "rule_id"),
     ({"rule_id": IDLE}, "expires_at"),
-    ({"rule_id": IDLE, "expires_at": 1_000}, "expires_at"),  # in the past
     ({"rule_id": IDLE, "expires_at": 1_800_000_000, "duration_seconds": 60}, "duration_seconds"),
     ({"rule_id": IDLE, "duration_seconds": -5}, "duration_seconds"),
     ({"rule_id": IDLE, "duration_seconds": "60"}, "duration_seconds"),

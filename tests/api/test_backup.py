@@ -194,7 +194,7 @@ def test_point_in_time_picks_the_latest_backup_of_the_chain_taken_by_then(admin:
     assert latest["status"] == "completed" and latest["backups_applied"] == [full["backup_id"], inc["backup_id"]]
     too_early = admin.post(f"{API}/{inc['backup_id']}/restore", json={"verify_only": True,
                                                                     "point_in_time": full["start_time"] - 60})
-    assert "before the first backup" in error(too_early, 400)["message"]
+    assert "before the first backup" in error(too_early, 409, "CONFLICT")["message"]
 
 
 def test_point_in_time_equal_to_a_backups_snapshot_time_restores_that_backup(admin: TestClient) -> None:
@@ -253,26 +253,26 @@ def test_restore_from_a_failed_backup_is_refused(admin: TestClient) -> None:
         (Path(full["location"]) / f["file"].replace(".db", ".digests")).unlink()
     failed = take(admin, "incremental")
     assert failed["status"] == "failed" and "page digests" in failed["error_message"]
-    body = error(admin.post(f"{API}/{failed['backup_id']}/restore", json={"verify_only": True}), 400)
+    body = error(admin.post(f"{API}/{failed['backup_id']}/restore", json={"verify_only": True}), 409, "CONFLICT")
     assert body["message"] == "Cannot restore from incomplete backup"
-    assert error(admin.post(f"{API}/{failed['backup_id']}/verify"), 400)["message"] == \
+    assert error(admin.post(f"{API}/{failed['backup_id']}/verify"), 409, "CONFLICT")["message"] == \
         "Cannot verify an incomplete backup"
 
 
 def test_bad_backup_requests_are_400_naming_the_field(operator: TestClient, tmp_path: Path) -> None:
+    # well-formed, but the server's state refuses them: no full backup yet, no backup key
+    for kind, body, field in (("incremental", {}, "backup_type"), ("full", {"encryption": True}, "encryption")):
+        assert error(operator.post(f"{API}/{kind}", json=body), 409, "CONFLICT")["details"] == {"field": field}
     cases = (
-        ("incremental", {}, "backup_type"),  # no full backup yet
-        ("full", {"encryption": True}, "encryption"),
         ("full", {"retention_days": 0}, "retention_days"),
         ("full", {"destination": str(tmp_path)}, "destination"),
-        ("full", {"backup_type": "incremental"}, "backup_type"),
         ("full", {"compression": False, "compression_algorithm": "gzip"}, "compression_algorithm"),
     )
     for kind, body, field in cases:
         details = error(operator.post(f"{API}/{kind}", json=body), 400)["details"]
         assert details == {"field": field}, (body, details)
     for body in ({"compression": "yes"}, {"retention_days": -1}, {"compression_algorithm": "lzma"},
-                 {"description": "x" * 1001}):
+                 {"description": "x" * 1001}, {"backup_type": "incremental"}):
         error(operator.post(f"{API}/full", json=body), 400)
     assert operator.get(f"{API}/list").json()["total_count"] == 0
 

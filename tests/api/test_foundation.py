@@ -106,6 +106,33 @@ def test_openapi_document_is_served(client: TestClient) -> None:
     assert {"HTTPBearer", "APIKeyHeader"} <= set(doc["components"]["securitySchemes"])
 
 
+def test_the_openapi_document_is_as_strict_as_the_server(engine: Engine, client: TestClient) -> None:
+    doc = client.get("/api-docs/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+
+    def query_param(path: str, name: str) -> dict:
+        param = next(p for p in doc["paths"][path]["get"]["parameters"] if p["name"] == name)
+        schema = param["schema"]
+        return next((s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"), schema)
+
+    assert "triage" in query_param("/api/v1/stats/sessions", "sort_by")["enum"]
+    for path in ("/api/v1/sessions", "/api/v1/connections", "/api/v1/logs", "/api/v1/admin/users",
+                 "/api/v1/admin/maintenance", "/api/v1/diagnostics/incidents"):
+        assert query_param(path, "sort_by")["enum"], path
+    assert "pattern" in query_param("/api/v1/stats/sessions", "state")
+    assert schemas["RuleCreate"]["properties"]["metric"]["enum"] == [m.name for m in engine.alerts.metrics()]
+    assert schemas["MaintenanceRequest"]["properties"]["operation"]["enum"] == ["vacuum", "analyze", "reindex",
+                                                                                "checkpoint"]
+    retention = schemas["FullBackupRequest"]["properties"]["retention_days"]["anyOf"][0]
+    assert retention["minimum"] == 1  # the server refuses 0
+    config = doc["paths"]["/api/v1/admin/config"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+    assert config["additionalProperties"] is False
+    assert config["properties"]["max_connections"] == {"type": "integer", "minimum": 1, "maximum": 10000}
+    # cross-field rules are in the document too
+    assert "allOf" in schemas["SilenceRequest"] and "allOf" in schemas["RestoreRequest"]
+    assert "anyOf" in schemas["IncidentUpdate"]
+
+
 def test_an_api_key_also_works_as_a_bearer_token(engine: Engine, client: TestClient) -> None:
     key = engine.auth.create_api_key("monitor")
     assert client.get("/api/v1/metrics/prometheus", headers={"Authorization": f"Bearer {key}"}).status_code == 200

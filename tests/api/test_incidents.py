@@ -172,6 +172,10 @@ def test_patch_input_is_validated(client: TestClient, headers: dict) -> None:
         assert field in r.json()["message"]
     r = patch(client, headers, incident_id)
     assert r.status_code == 400 and "nothing to change" in r.json()["message"]
+    # asking for what holds already is an idempotent PATCH: the incident as it is, no history entry
+    assigned = patch(client, headers, incident_id, assignee="carol").json()
+    again = patch(client, headers, incident_id, assignee="carol", status=assigned["status"])
+    assert again.status_code == 200 and again.json() == assigned
     r = client.get(f"{URL}/abc", headers=headers["monitor"])
     assert r.status_code == 400 and "incident_id" in r.json()["message"]
     assert patch(client, headers, incident_id, role="monitor", status="investigating").status_code == 403

@@ -134,6 +134,17 @@ def test_bad_query_input_is_400_naming_the_field(admin: TestClient) -> None:
     error(run_sql(admin, "SELECT 1", transaction_id=424242), 404, "NOT_FOUND")
 
 
+def test_parameters_beyond_64_bits_nan_and_infinity_are_400(admin: TestClient) -> None:
+    # Python's JSON reader takes NaN and Infinity, and a float would take an integer of any size
+    for value in ("18446744073709551616", "-9223372036854775809", "NaN", "Infinity", "-Infinity", "1e999"):
+        r = admin.post("/api/v1/query", content=f'{{"sql": "SELECT ?", "params": [{value}]}}',
+                       headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["code"]) == (400, "VALIDATION_ERROR"), value
+        assert "params" in r.json()["message"]
+    r = run_sql(admin, "SELECT ? AS a, ? AS b, ? AS c", params=[2**63 - 1, -(2**63), 1.5])
+    assert r.status_code == 200 and list(r.json()["rows"][0].values()) == [2**63 - 1, -(2**63), 1.5]
+
+
 def test_query_ids_are_checked(client: TestClient, headers: dict) -> None:
     for path in ("/api/v1/query/abc/status", "/api/v1/query/q0/status", "/api/v1/query/q1x/cancel"):
         method = client.post if path.endswith("cancel") else client.get

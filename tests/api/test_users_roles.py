@@ -54,7 +54,8 @@ def test_users_crud_with_rustydb_messages(engine: Engine, client: TestClient, he
     for name in ("ab", "x" * 65):
         refused(client.post(USERS, json={"username": name, "roles": []}, headers=admin), 400,
                 "Username must be between 3 and 64 characters")
-    refused(client.post(USERS, json={"username": "bob", "roles": ["monitor", "nope"]}, headers=admin), 400,
+    # a role that does not exist is a missing resource the body names, not a malformed body
+    refused(client.post(USERS, json={"username": "bob", "roles": ["monitor", "nope"]}, headers=admin), 404,
             "Role 'nope' does not exist")
     r = client.post(USERS, json={"username": "bob"}, headers=admin)
     assert r.status_code == 400 and "roles" in r.json()["message"]            # required, as RustyDB
@@ -78,7 +79,7 @@ def test_users_crud_with_rustydb_messages(engine: Engine, client: TestClient, he
     refused(client.put(USERS + f"/{bob['user_id']}", json={"username": "alice", "roles": []}, headers=admin), 409,
             "User 'alice' already exists")
     refused(client.put(USERS + f"/{bob['user_id']}", json={"username": "robert", "roles": ["ghost"]}, headers=admin),
-            400, "Role 'ghost' does not exist")
+            404, "Role 'ghost' does not exist")
     refused(client.put(USERS + "/9999", json={"username": "robert", "roles": []}, headers=admin), 404,
             "User 9999 not found")
 

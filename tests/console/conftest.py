@@ -19,6 +19,9 @@ from rdbtop.config import Settings
 
 from .fakeserver import FakeServer, FakeSource
 
+# how long a condition may take before the test calls it a hang: generous, as a loaded machine is slow
+HANG_GUARD_SECONDS = 60.0
+
 os.environ["TZ"] = "UTC"  # the status line and the backup pane print local times
 time.tzset()
 

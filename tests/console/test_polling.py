@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rdbtop.model import ROW_CAP
+from rdbtop.poller import EVERY_SESSION
 
 from .conftest import running, until
 from .fakeserver import FakeServer
@@ -55,7 +56,7 @@ async def test_the_sessions_read_follows_the_panes_order_idle_hiding_and_filter(
         app.filter = type(app.filter)("shop")
         app._sessions_view_changed()
         asked = (await reads_of_next_poll(pilot, server))["/stats/sessions"]
-        assert "limit" not in asked  # the text filter runs here, over every session
+        assert asked["limit"] == str(EVERY_SESSION)  # the text filter runs here, over every session
 
 
 async def test_a_pane_shows_data_read_for_it_after_a_switch(server: FakeServer) -> None:

@@ -381,7 +381,7 @@ def test_an_incremental_chain_restored_to_a_point_in_time_holds_exactly_the_rows
     assert latest.backups_applied == [full.backup_id, inc1.backup_id, inc2.backup_id]
     assert customers(rows_of(make_engine, tmp_path / "t2")) == ["alice", "bob", "carol", "after-full", "after-inc1"]
 
-    with pytest.raises(InvalidInput, match="before the first backup"):
+    with pytest.raises(Conflict, match="before the first backup"):
         engine.backup.restore(inc2.backup_id, "tester", target_database=str(tmp_path / "t3"),
                               point_in_time=full.snapshot_at - 1)
 
@@ -425,7 +425,7 @@ def test_a_schema_created_after_the_full_backup_comes_back_from_the_incremental(
 
 
 def test_an_incremental_backup_needs_a_full_one(engine: Engine) -> None:
-    with pytest.raises(InvalidInput, match="needs a full backup"):
+    with pytest.raises(Conflict, match="needs a full backup"):
         engine.backup.start_backup(INCREMENTAL, "tester")
 
 
@@ -509,7 +509,7 @@ def test_an_encrypted_backup_cannot_be_read_with_another_key(engine: Engine, key
 
 
 def test_encryption_without_a_key_is_refused_not_ignored(engine: Engine) -> None:
-    with pytest.raises(InvalidInput, match="encryption needs a backup key") as caught:
+    with pytest.raises(Conflict, match="encryption needs a backup key") as caught:
         engine.backup.start_backup(FULL, "tester", encryption=True)
     assert caught.value.details == {"field": "encryption"}
     assert engine.backup.backups() == []
@@ -672,7 +672,7 @@ def test_a_failed_backup_is_recorded_published_and_counted(engine: Engine) -> No
     assert engine.backup.backup_failed() == 1.0
     assert {m.name: m.available for m in engine.alerts.metrics()}.keys() >= {"backup_age_hours", "backup_failed"}
     assert all(m.available for m in engine.alerts.metrics() if m.name.startswith("backup_"))
-    with pytest.raises(InvalidInput, match="Cannot restore from incomplete backup"):
+    with pytest.raises(Conflict, match="Cannot restore from incomplete backup"):
         engine.backup.restore(failed.backup_id, "tester", verify_only=True)
 
 

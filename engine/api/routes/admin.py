@@ -7,17 +7,35 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...config import Applies
+from ...config import MAX_PATH_CHARS, SETTINGS, Applies
 from ...engine import VERSION
 from ...maintenance import Job, JobStatus, Operation, Step
 from ..deps import Admin, EngineDep, Monitor, Operator
 from ..models import ts
-from ..pagination import Pages, Paginated, paginate
+from ..pagination import Paginated, pages_sorted_by, paginate
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 SettingValue = bool | int | float | str
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _setting_schema(name: str) -> dict[str, Any]:
+    """What check_setting accepts for this key, as JSON Schema."""
+    f = SETTINGS[name]
+    meta, kind = f.metadata, type(f.default)
+    if kind is bool:
+        return {"const": True} if name == "wal_enabled" else {"type": "boolean"}
+    if kind is str:
+        if meta["choices"]:
+            return {"enum": list(meta["choices"])}
+        return {"type": "string", "maxLength": MAX_PATH_CHARS, "pattern": "^[^\\x00]*$"}
+    return {"type": "integer" if kind is int else "number", "minimum": meta["min"], "maximum": meta["max"]}
+
+
+# the body as check_setting sees it: known keys only, each with its type and range
+CONFIG_CHANGES_SCHEMA = {"type": "object", "additionalProperties": False,
+                         "properties": {name: _setting_schema(name) for name in SETTINGS}}
 
 
 class SettingInfo(BaseModel):
@@ -58,8 +76,9 @@ class MaintenanceOptions(BaseModel):
 
 
 class MaintenanceRequest(BaseModel):
-    operation: str = Field(max_length=64, description="vacuum, analyze, reindex or checkpoint (exact, lowercase); "
-                                                      "anything else is 400 INVALID_INPUT")
+    operation: str = Field(max_length=64, json_schema_extra={"enum": [o.value for o in Operation]},
+                           description="vacuum, analyze, reindex or checkpoint (exact, lowercase); anything else "
+                                       "is 400 INVALID_INPUT")
     target: str | None = Field(None, min_length=1, max_length=256,
                                description="a schema, schema.table, or a table name in exactly one schema; "
                                            "null for every schema. vacuum and checkpoint take a schema only")
@@ -144,7 +163,8 @@ def get_config(engine: EngineDep, _: Monitor) -> dict[str, Any]:
 @router.put("/config", response_model=ConfigUpdateResponse)
 def put_config(engine: EngineDep, who: Admin,
                changes: Annotated[dict[str, Any], Body(description="{key: value}; every key is checked before "
-                                                                   "any changes, then all are saved")]) -> dict[str, Any]:
+                                                                   "any changes, then all are saved",
+                                                       json_schema_extra=CONFIG_CHANGES_SCHEMA)]) -> dict[str, Any]:
     update = engine.settings.update(engine, changes, by=who.name)
     return {**_config(engine), "changed": list(update.changed), "applied": list(update.applied)}
 
@@ -154,13 +174,15 @@ def start_maintenance(engine: EngineDep, who: Operator, request: MaintenanceRequ
     return MaintenanceJob.of(engine.maintenance.submit(request.operation, request.target, by=who.name))
 
 
+_JOB_SORT = {"created_at": lambda j: j.created_at, "duration_ms": lambda j: j.duration_ms,
+             "operation": lambda j: j.operation.value, "status": lambda j: j.status.value}
+
+
 @router.get("/maintenance", response_model=Paginated[MaintenanceJob])
-def list_maintenance(engine: EngineDep, _: Monitor, pages: Pages,
+def list_maintenance(engine: EngineDep, _: Monitor, pages: pages_sorted_by(_JOB_SORT),
                      status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None) -> dict:
     jobs = [MaintenanceJob.of(j) for j in engine.maintenance.jobs()]
-    return paginate([j for j in jobs if status is None or j.status is status], pages,
-                    {"created_at": lambda j: j.created_at, "duration_ms": lambda j: j.duration_ms,
-                     "operation": lambda j: j.operation.value, "status": lambda j: j.status.value})
+    return paginate([j for j in jobs if status is None or j.status is status], pages, _JOB_SORT)
 
 
 @router.get("/maintenance/{job_id}", response_model=MaintenanceJob)

@@ -7,9 +7,21 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from ...auth import API_KEY_PREFIX, API_KEY_SHOWN_CHARS, ApiKeyRecord, RoleRecord, UserRecord, key_prefix
+from ...auth import (
+    API_KEY_PREFIX,
+    API_KEY_SHOWN_CHARS,
+    NAME_FORBIDDEN,
+    PERMISSIONS,
+    ROLE_NAME_MAX,
+    USERNAME_MAX,
+    USERNAME_MIN,
+    ApiKeyRecord,
+    RoleRecord,
+    UserRecord,
+    key_prefix,
+)
 from ..deps import Admin, EngineDep
-from ..pagination import Pages, Paginated, paginate
+from ..pagination import Paginated, pages_sorted_by, paginate
 
 router = APIRouter(prefix="/api/v1/admin", tags=["users and roles"])
 
@@ -18,15 +30,32 @@ RoleId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 # Loose bounds only: the service answers with RustyDB's own messages ("Username must be between 3 and 64
 # characters", "Role name cannot be empty", ...), which tighter schema limits would pre-empt.
 Name = Annotated[str, Field(max_length=256)]
+
+
+def _name_rule(min_length: int, max_length: int) -> dict[str, object]:
+    """The service's rule for a user or role name as JSON Schema, checked by the service itself (so that its
+    messages are RustyDB's): not blank, this long, no control characters or line breaks."""
+    allowed = f"[^{NAME_FORBIDDEN}]"
+    return {"minLength": min_length, "maxLength": max_length,
+            "pattern": f"^{allowed}*[^\\s{NAME_FORBIDDEN}]{allowed}*$"}
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+PERMISSION_PATTERN = f"^(?:{'|'.join(_any_case(p) for p in PERMISSIONS)})$"
 _API_ROLE_DOC = "the API role this grants (monitor, operator or admin); null: no API access"
 
 
 class UserRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    username: Name = Field(description="3 to 64 characters")
-    password: str | None = Field(None, max_length=1024, description="stored as a salted scrypt hash; null on create: "
-                                                                    "the user cannot log in; null on update: kept")
-    roles: list[Name] = Field(max_length=64, description="names of existing roles; may be empty")
+    username: Name = Field(description="3 to 64 characters", json_schema_extra=_name_rule(USERNAME_MIN, USERNAME_MAX))
+    password: str | None = Field(None, max_length=1024, json_schema_extra={"minLength": 1},
+                                 description="stored as a salted scrypt hash; null on create: the user cannot log "
+                                             "in; null on update: kept")
+    roles: list[Name] = Field(max_length=64, description="names of existing roles (404 for one that does not "
+                                                         "exist); may be empty")
     enabled: StrictBool | None = Field(None, description="null: true on create, unchanged on update; false revokes "
                                                          "the user's tokens at once")
 
@@ -51,8 +80,8 @@ class UserResponse(BaseModel):
 
 class RoleRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role_name: Name
-    permissions: list[Annotated[str, Field(max_length=64)]] = Field(
+    role_name: Name = Field(json_schema_extra=_name_rule(1, ROLE_NAME_MAX))
+    permissions: list[Annotated[str, Field(max_length=64, json_schema_extra={"pattern": PERMISSION_PATTERN})]] = Field(
         max_length=32, description="SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, EXECUTE, ALL "
                                    "(any case); ALL grants the admin API role, any other the monitor role")
     description: str | None = Field(None, max_length=1024)
@@ -82,7 +111,7 @@ _USER_SORT = {"user_id": lambda u: u.user_id, "username": lambda u: u.username,
 # -- users -----------------------------------------------------------------------------------
 
 @router.get("/users", response_model=Paginated[UserResponse])
-def list_users(engine: EngineDep, _: Admin, pages: Pages) -> dict:
+def list_users(engine: EngineDep, _: Admin, pages: pages_sorted_by(_USER_SORT)) -> dict:
     """By user_id unless `sort_by` (user_id, username, created_at, last_login) says otherwise."""
     return paginate([UserResponse.of(u) for u in engine.auth.users()], pages, _USER_SORT)
 

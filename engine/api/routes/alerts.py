@@ -141,9 +141,17 @@ class RuleUpdate(BaseModel):
 
 
 class SilenceRequest(BaseModel):
-    """Silences alerts of `rule_id` and/or with all of these label values, until it expires."""
+    """Silences alerts of `rule_id` (404 when there is no such rule) and/or with all of these label
+    values, until it expires: at `expires_at` (409 when that is not in the future), or
+    `duration_seconds` from now; one of the two, not both."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"not": {"required": ["expires_at", "duration_seconds"],
+                 "properties": {"expires_at": {"type": "integer"}, "duration_seconds": {"type": "number"}}}},
+        {"anyOf": [{"required": ["expires_at"], "properties": {"expires_at": {"type": "integer"}}},
+                   {"required": ["duration_seconds"], "properties": {"duration_seconds": {"type": "number"}}}]},
+        {"anyOf": [{"required": ["rule_id"], "properties": {"rule_id": {"type": "string"}}},
+                   {"required": ["labels"], "properties": {"labels": {"minProperties": 1}}}]}]})
     rule_id: StrictStr | None = Field(None, pattern=ID_PATTERN)
     labels: dict[Annotated[str, Field(max_length=128)], Annotated[StrictStr, Field(max_length=512)]] = Field(
         default_factory=dict, max_length=32)

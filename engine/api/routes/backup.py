@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from ...backup import Verification
 from ...backup_codec import COMPRESSIONS
 from ...backup_records import BackupRecord, BackupStatus, BackupType, RestoreMode, RestoreRecord
-from ...backup_schedule import MAX_RETENTION_DAYS, BackupSchedule
-from ...errors import InvalidInput
+from ...backup_schedule import CRON_PATTERN, MAX_RETENTION_DAYS, BackupSchedule
 from ..deps import Admin, EngineDep, Monitor, Operator
 from ..models import DATABASE_NAME, ts
 
@@ -22,15 +21,23 @@ router = APIRouter(prefix="/api/v1", tags=["backup"])
 BackupId = Annotated[str, Path(min_length=1, max_length=128)]
 RestoreId = Annotated[str, Path(min_length=1, max_length=128)]
 CompressionAlgorithm = StrEnum("CompressionAlgorithm", {c: c for c in COMPRESSIONS})  # type: ignore[misc]
-RetentionDays = Annotated[StrictInt, Field(ge=0, le=MAX_RETENTION_DAYS,
+# 0 passes the type so that the service refuses it with its own message; the document says what it accepts
+RetentionDays = Annotated[StrictInt, Field(ge=0, le=MAX_RETENTION_DAYS, json_schema_extra={"minimum": 1},
                                            description="days the backup is kept; must be greater than 0")]
 _PATH = Annotated[StrictStr, Field(max_length=4096)]
+Cron = Annotated[StrictStr, Field(max_length=200, json_schema_extra={"pattern": CRON_PATTERN},
+                                  description="five fields (minute hour day-of-month month day-of-week, numbers, "
+                                              "lowercase names, ranges, steps and lists), or @hourly, @daily, "
+                                              "@weekly, @monthly, @yearly; UTC")]
 
 
 # -- requests --------------------------------------------------------------------------------
 
 class _BackupOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # compression_algorithm alone asks for compression; with compression false it is refused
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"not": {
+        "required": ["compression", "compression_algorithm"],
+        "properties": {"compression": {"const": False}, "compression_algorithm": {"type": "string"}}}})
     compression: StrictBool | None = Field(None, description="null: the schedule's setting")
     encryption: StrictBool | None = Field(
         None, description="AES-256-GCM with the configured backup key (RDBTOP_BACKUP_KEY or backup.key in the data "
@@ -44,20 +51,37 @@ class _BackupOptions(BaseModel):
         None, description="gzip or zstd; null: the schedule's compression_algorithm")
 
 
-class CreateBackupRequest(_BackupOptions):
-    backup_type: BackupType | None = Field(None, description="optional: the path decides; another value is refused")
+class FullBackupRequest(_BackupOptions):
+    backup_type: Literal[BackupType.FULL] | None = Field(None, description="optional: the path decides")
+
+
+class IncrementalBackupRequest(_BackupOptions):
+    backup_type: Literal[BackupType.INCREMENTAL] | None = Field(None, description="optional: the path decides")
 
 
 class BackupRequest(_BackupOptions):
     backup_type: BackupType
 
 
+_TRUE = {"const": True}
+
+
 class RestoreRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """Where to restore: target_database, overwrite_existing (in place) or verify_only; verify_only
+    takes neither of the others."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"allOf": [
+        {"anyOf": [{"required": ["target_database"], "properties": {"target_database": {"type": "string"}}},
+                   {"required": ["overwrite_existing"], "properties": {"overwrite_existing": _TRUE}},
+                   {"required": ["verify_only"], "properties": {"verify_only": _TRUE}}]},
+        {"not": {"required": ["verify_only"], "properties": {"verify_only": _TRUE}, "anyOf": [
+            {"required": ["target_database"], "properties": {"target_database": {"type": "string"}}},
+            {"required": ["overwrite_existing"], "properties": {"overwrite_existing": _TRUE}}]}}]})
     target_database: _PATH | None = Field(
-        None, description="absolute path of a new (missing or empty) data directory to restore into, inside a "
-                          "directory named in RDBTOP_ALLOWED_DIRS; the live data directory by any name, or a "
-                          "directory inside it or holding one of its files, is a 409")
+        None, json_schema_extra={"pattern": "^/"},
+        description="absolute path of a new (missing or empty) data directory to restore into, inside a "
+                    "directory named in RDBTOP_ALLOWED_DIRS; the live data directory by any name, or a "
+                    "directory inside it or holding one of its files, is a 409")
     point_in_time: Annotated[StrictInt, Field(ge=0, le=2**40)] | None = Field(
         None, description="Unix seconds: restore the latest backup of the chain taken at or before it")
     verify_only: StrictBool | None = Field(None, description="restore into a scratch directory, check, discard")
@@ -68,8 +92,8 @@ class RestoreRequest(BaseModel):
 class BackupScheduleModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
     enabled: StrictBool
-    full_backup_cron: Annotated[StrictStr, Field(max_length=200, description="five fields, UTC")]
-    incremental_backup_cron: Annotated[StrictStr, Field(max_length=200, description="five fields, UTC")]
+    full_backup_cron: Cron
+    incremental_backup_cron: Cron
     retention_days: RetentionDays
     compression: StrictBool
     encryption: StrictBool = Field(description="true needs a configured backup key")
@@ -273,23 +297,15 @@ def _start(engine: EngineDep, kind: BackupType, body: _BackupOptions, by: str) -
         compression_algorithm=body.compression_algorithm.value if body.compression_algorithm else None)
 
 
-def _check_type(body: CreateBackupRequest, kind: BackupType) -> None:
-    if body.backup_type is not None and body.backup_type is not kind:
-        raise InvalidInput(f"backup_type {body.backup_type.value} does not match the path, which takes a {kind} backup",
-                           field="backup_type")
-
-
 # -- routes ----------------------------------------------------------------------------------
 
 @router.post("/backup/full", status_code=202, response_model=BackupDetails)
-def full_backup(engine: EngineDep, who: Operator, body: CreateBackupRequest) -> BackupDetails:
-    _check_type(body, BackupType.FULL)
+def full_backup(engine: EngineDep, who: Operator, body: FullBackupRequest) -> BackupDetails:
     return _details(_start(engine, BackupType.FULL, body, who.name))
 
 
 @router.post("/backup/incremental", status_code=202, response_model=BackupDetails)
-def incremental_backup(engine: EngineDep, who: Operator, body: CreateBackupRequest) -> BackupDetails:
-    _check_type(body, BackupType.INCREMENTAL)
+def incremental_backup(engine: EngineDep, who: Operator, body: IncrementalBackupRequest) -> BackupDetails:
     return _details(_start(engine, BackupType.INCREMENTAL, body, who.name))
 
 

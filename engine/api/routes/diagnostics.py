@@ -15,7 +15,7 @@ from ...dumps import Dump, DumpStatus, DumpType
 from ..deps import EngineDep, Monitor, Operator
 from ..errors import ApiError
 from ..models import ts
-from ..pagination import Pages, paginate
+from ..pagination import pages_sorted_by, paginate
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics"])
 
@@ -84,7 +84,12 @@ class IncidentListResponse(BaseModel):
 
 
 class IncidentUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """At least one of: a status, an assignee (null unassigns), a note. Asking for what holds already
+    changes nothing and answers the incident as it is."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["status"], "properties": {"status": {"type": "string"}}}, {"required": ["assignee"]},
+        {"required": ["note"], "properties": {"note": {"type": "string"}}}]})
     status: IncidentStatus | None = Field(None, description="open -> investigating -> resolved -> closed; resolved "
                                                             "may go back to investigating; closed is final")
     assignee: str | None = Field(None, min_length=1, max_length=128, description="null unassigns")
@@ -96,7 +101,7 @@ _SORT = {"id": lambda i: i.id, "created_at": lambda i: i.created_at, "updated_at
 
 
 @router.get("/incidents", response_model=IncidentListResponse)
-def list_incidents(engine: EngineDep, _: Monitor, pages: Pages,
+def list_incidents(engine: EngineDep, _: Monitor, pages: pages_sorted_by(_SORT),
                    severity: Annotated[IncidentSeverity | None, Query()] = None,
                    status: Annotated[IncidentStatus | None, Query()] = None) -> IncidentListResponse:
     """Newest first unless `sort_by` (id, created_at, updated_at, severity, status) says otherwise."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from ...logs import LogEntry as EngineLogEntry
 from ...logs import LogLevel
 from ..deps import EngineDep, Monitor
-from ..pagination import Pages, paginate
+from ..pagination import pages_sorted_by, paginate
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
 
@@ -44,8 +44,12 @@ class LogResponse(BaseModel):
     log_file: str
 
 
+_SORT = {"timestamp": lambda e: e.created, "level": lambda e: e.levelno, "logger": lambda e: e.logger,
+         "id": lambda e: e.entry_id}
+
+
 @router.get("/logs", response_model=LogResponse)
-def logs(engine: EngineDep, _: Monitor, pages: Pages,
+def logs(engine: EngineDep, _: Monitor, pages: pages_sorted_by(_SORT),
          level: Annotated[LogLevel | None, Query(description="least severe level shown")] = None,
          since: Annotated[int | None, Query(ge=0, le=2**40, description="Unix seconds: entries from then on")] = None,
          search: Annotated[str | None, Query(min_length=1, max_length=256,
@@ -54,8 +58,7 @@ def logs(engine: EngineDep, _: Monitor, pages: Pages,
                                              description="this logger and those below it, e.g. engine.audit")] = None,
          ) -> LogResponse:
     found = engine.logs.query(level.value if level else None, since, search, logger)
-    page = paginate(found, pages, {"timestamp": lambda e: e.created, "level": lambda e: e.levelno,
-                                   "logger": lambda e: e.logger, "id": lambda e: e.entry_id})
+    page = paginate(found, pages, _SORT)
     return LogResponse(entries=[LogEntry.of(e) for e in page["data"]], total_count=page["total_count"],
                        has_more=page["has_next"], page=page["page"], page_size=page["page_size"],
                        total_pages=page["total_pages"], ring_size=engine.logs.ring.capacity,

@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr,
+                      field_validator)
 
 from ...activity import StatementStatus, StatementView, cancel, statement_view
 from ...statements import Result
@@ -27,7 +28,17 @@ MAX_SQL_CHARS = 100_000
 MAX_PARAMS = 32_766  # SQLite's own limit on host parameters
 
 Int64 = Annotated[int, Field(strict=True, ge=-2**63, le=2**63 - 1)]
-Param = Int64 | StrictFloat | StrictStr | StrictBool | None
+
+
+def _not_an_integer(value: object) -> object:
+    # an integer beyond SQLite's 64 bits would otherwise pass as a float and lose its digits
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError("integers must be between -2^63 and 2^63-1")
+    return value
+
+
+Float64 = Annotated[float, Field(strict=True, allow_inf_nan=False), BeforeValidator(_not_an_integer)]
+Param = Int64 | Float64 | StrictStr | StrictBool | None
 Value = int | float | str | None
 
 

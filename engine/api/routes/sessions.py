@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from ...errors import InvalidInput
+from ...engine import Engine
 from ...sessions import Session, SessionState
 from ...sessions import SessionInfo as EngineSessionInfo
 from ..deps import EngineDep, Monitor, Operator
 from ..models import DATABASE_NAME, SessionInfo
-from ..pagination import PageParams, Pages, Paginated, SortOrder, paginate, sort_items
+from ..pagination import (DEFAULT_PAGE_SIZE, PageNumber, PageParams, PageSize, Paginated, SortOrder, pages_sorted_by,
+                          paginate, sort_items, sort_key_enum)
 
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
@@ -62,6 +63,12 @@ class SessionStats(BaseModel):
     waiting_sessions: int
     idle_in_transaction_sessions: int
     max_connections: int
+    page: int
+    page_size: int
+    total_pages: int
+    total_count: int = Field(description="sessions in the listed states (all of them without `state`)")
+    has_next: bool
+    has_prev: bool
 
 
 def _sessions(engine: EngineDep, state: SessionState | None = None, username: str | None = None) -> list[Session]:
@@ -70,7 +77,7 @@ def _sessions(engine: EngineDep, state: SessionState | None = None, username: st
 
 
 @router.get("/sessions", response_model=Paginated[SessionInfo])
-def list_sessions(engine: EngineDep, _: Monitor, pages: Pages,
+def list_sessions(engine: EngineDep, _: Monitor, pages: pages_sorted_by(_SORT),
                   state: Annotated[SessionState | None, Query(description="only sessions in this state")] = None,
                   username: Annotated[str | None, Query(max_length=256)] = None) -> JSONResponse:
     page = paginate(_sessions(engine, state, username), pages, _SORT)
@@ -100,10 +107,13 @@ def _connection(s: EngineSessionInfo, now: float) -> dict:
             "idle_time_secs": int(now - s.last_activity) if s.state is SessionState.IDLE else 0}
 
 
+_CONNECTION_SORT = {"connection_id": _SORT["session_id"], "username": _SORT["username"], "state": _SORT["state"],
+                    "created_at": _SORT["created_at"]}
+
+
 @router.get("/connections", response_model=Paginated[ConnectionInfo])
-def list_connections(engine: EngineDep, _: Monitor, pages: Pages) -> dict:
-    page = paginate(_sessions(engine), pages, {"connection_id": _SORT["session_id"], "username": _SORT["username"],
-                                               "state": _SORT["state"], "created_at": _SORT["created_at"]})
+def list_connections(engine: EngineDep, _: Monitor, pages: pages_sorted_by(_CONNECTION_SORT)) -> dict:
+    page = paginate(_sessions(engine), pages, _CONNECTION_SORT)
     now = engine.clock.time()
     page["data"] = [_connection(s.info(), now) for s in page["data"]]
     return page
@@ -120,33 +130,13 @@ def kill_connection(engine: EngineDep, who: Operator, connection_id: SessionId) 
     return Response(status_code=204)
 
 
-def _states(text: str | None) -> set[SessionState] | None:
-    if text is None:
-        return None
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    try:
-        return {SessionState(name) for name in names}
-    except ValueError:
-        raise InvalidInput(f"state must be a comma-separated list of {', '.join(s.value for s in SessionState)}",
-                           field="state") from None
+_STATE_NAME = "|".join(s.value for s in SessionState)
+STATE_LIST = f"^(?:{_STATE_NAME})(?:,(?:{_STATE_NAME}))*$"
+StatsSortKey = sort_key_enum(_STATS_SORT)
 
 
-@router.get("/stats/sessions", response_model=SessionStats,
-            description="Session counts by state and the sessions themselves. The counts always cover every "
-                        "session; `state`, `sort_by`, `sort_order` and `limit` choose which sessions are listed "
-                        "(for example the 500 that need attention first: `sort_by=triage&limit=500`), so that a "
-                        "console watching thousands of sessions need not read them all every second.")
-def session_stats(
-        engine: EngineDep, _: Monitor,
-        state: Annotated[str | None, Query(max_length=200, description="list only sessions in these states, "
-                                           "comma-separated: idle, active, idle in transaction, waiting")] = None,
-        sort_by: Annotated[str | None, Query(max_length=64, description="triage (waiting, idle in transaction, "
-                                             "active, idle; longest in its state first), or one of "
-                                             f"{', '.join(sorted(_SORT))}")] = None,
-        sort_order: SortOrder = SortOrder.ASC,
-        limit: Annotated[int | None, Query(ge=0, le=MAX_STATS_LIMIT,
-                                           description="list at most this many sessions")] = None) -> JSONResponse:
-    wanted = _states(state)
+def _listing(engine: Engine, wanted: frozenset[SessionState] | None, sort_by: str | None, sort_order: SortOrder,
+             page: int, page_size: int) -> bytes:
     objects = engine.session_objects()
     by_state = {s.value: 0 for s in SessionState}
     for s in objects:
@@ -154,13 +144,52 @@ def session_stats(
     # filter, order and cut on the live sessions, so only the listed ones are copied and serialised
     listed = [s for s in objects if wanted is None or s.state in wanted]
     listed = sort_items(listed, PageParams(sort_by=sort_by, sort_order=sort_order), _STATS_SORT)
-    infos = [s.info() for s in (listed if limit is None else listed[:limit])]
+    start = (page - 1) * page_size
+    infos = [s.info() for s in listed[start:start + page_size]]
     now = engine.clock.time()
+    pages = math.ceil(len(listed) / page_size) if listed and page_size else 0
     # built from typed engine fields in the model's shape, as list_sessions is: FastAPI checking every
-    # row again cost more than building it (a console reads this every second)
+    # row again cost more than building it
     return JSONResponse({
         "active_sessions": by_state["active"] + by_state["waiting"], "idle_sessions": by_state["idle"],
         "sessions": [SessionInfo.of(i, now) for i in infos if wanted is None or i.state in wanted],
         "total_connections": len(objects), "peak_connections": engine.peak_sessions,
         "waiting_sessions": by_state["waiting"], "idle_in_transaction_sessions": by_state["idle in transaction"],
-        "max_connections": engine.config.max_connections})
+        "max_connections": engine.config.max_connections, "page": page, "page_size": page_size,
+        "total_pages": pages, "total_count": len(listed), "has_next": page < pages, "has_prev": page > 1}).body
+
+
+@router.get("/stats/sessions", response_model=SessionStats,
+            description="Session counts by state and the sessions themselves, a page at a time (RustyDB's "
+                        f"`page` and `page_size`, {DEFAULT_PAGE_SIZE} by default). The counts always cover every "
+                        "session; `state`, `sort_by` and `sort_order` choose which sessions are listed, and in "
+                        "what order. `limit` asks for the first sessions of that order in one page larger than "
+                        f"`page_size` allows (up to {MAX_STATS_LIMIT}): the 500 that need attention first are "
+                        "`sort_by=triage&limit=500`; with `limit`, `page_size` is ignored. The answer is built "
+                        "once per sampling tick (`ash_interval_ms`) and whenever sessions come or go, and is "
+                        "shared by every client asking the same within it.")
+def session_stats(
+        engine: EngineDep, _: Monitor, request: Request,
+        state: Annotated[str | None, Query(max_length=200, pattern=STATE_LIST,
+                                           description="list only sessions in these states, comma-separated "
+                                                       "without spaces: idle, active, idle in transaction, "
+                                                       "waiting")] = None,
+        sort_by: Annotated[StatsSortKey | None, Query(description="triage (waiting, idle in transaction, active, "
+                                                                  "idle; longest in its state first), or a "
+                                                                  "field")] = None,
+        sort_order: SortOrder = SortOrder.ASC,
+        page: PageNumber = 1,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        limit: Annotated[int | None, Query(ge=0, le=MAX_STATS_LIMIT,
+                                           description="list at most this many sessions, in one page "
+                                                       "(instead of page_size)")] = None) -> Response:
+    wanted = None if state is None else frozenset(SessionState(name) for name in state.split(","))
+    size = page_size if limit is None else limit
+    objects = engine.session_objects()
+    # a new tick, or a session come or gone (a terminate shows at once), makes a new answer
+    version = (int(engine.clock.time() * 1000 // max(1, engine.config.ash_interval_ms)), len(objects),
+               objects[-1].id if objects else 0)
+    body = request.app.state.session_listings.get(
+        (wanted, sort_by, sort_order, page, size), version,
+        lambda: _listing(engine, wanted, sort_by, sort_order, page, size))
+    return Response(body, media_type="application/json")
