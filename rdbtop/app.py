@@ -23,7 +23,7 @@ from .config import Settings, user_themes_dir
 from .format import duration, victim_note
 from .model import ActiveQuery, Session, Snapshot
 from .panes import PANES
-from .panes.base import Filter, History, Pane, SessionTarget, View
+from .panes.base import Filter, History, Pane, SessionTarget, View, session_target
 from .panes.queries import QueriesPane
 from .panes.sessions import SessionsPane
 from .panes.sorting import order_for_column
@@ -528,7 +528,19 @@ class RdbTop(App[int]):
     def selected_target(self) -> SessionTarget | None:
         return self.pane.target(self.shown) if self.shown is not None else None
 
+    def said_gone(self) -> bool:
+        """If the row selected on this pane went away (the cursor stays, selecting nothing), say so."""
+        table = self.focused if isinstance(self.focused, KeyedTable) else self.pane.query(KeyedTable).first() \
+            if self.pane.query(KeyedTable) else None
+        if table is None or table.gone is None:
+            return False
+        self.notify(f"The row you selected ({table.gone.rsplit('/', 1)[-1]}) is gone: nothing is selected until "
+                    "you move the cursor.", title="row gone", severity="warning")
+        return True
+
     def action_root_blocker(self) -> None:
+        if self.said_gone():
+            return
         target = self.selected_target()
         if target is None or self.shown is None:
             self.notify("Select a waiting session first.")
@@ -560,15 +572,18 @@ class RdbTop(App[int]):
         else:
             self.notify(f"Root blocker is session {root}, which is not in the session list.", severity="warning")
 
-    def on_data_table_row_selected(self) -> None:
-        if self.shown is None or self.tabs.active not in ("queries", "sessions"):
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        if self.shown is None or self.tabs.active not in ("queries", "sessions") or self.said_gone():
             return
+        key = event.row_key.value  # the row Enter was pressed on, even if the table re-sorted since
         if self.tabs.active == "queries":
-            query = self.pane_of(QueriesPane).selected(self.shown)
-            if query is not None:
+            query = next((q for q in self.shown.queries if q.query_id == key), None)
+            if query is None:
+                self.notify(f"Statement {key} is no longer running.")
+            else:
                 self.open_detail(query)
             return
-        target = self.pane.target(self.shown)
+        target = session_target(self.shown, int(key)) if key and key.isdigit() else None
         if target is None:
             return
         if not target.query_id:
@@ -592,15 +607,18 @@ class RdbTop(App[int]):
     # -- actions (the flows live in actions.py) ------------------------------------------------
 
     def action_cancel_query(self) -> None:
-        self.actions.cancel(self.selected_target())
+        if not self.said_gone():
+            self.actions.cancel(self.selected_target())
 
     def action_terminate(self) -> None:
-        self.actions.terminate(self.selected_target())
+        if not self.said_gone():
+            self.actions.terminate(self.selected_target())
 
     def action_acknowledge(self) -> None:
         from .panes.alerts import AlertsPane
 
-        self.actions.acknowledge(self.pane_of(AlertsPane).selected(self.shown) if self.shown else None)
+        if not self.said_gone():
+            self.actions.acknowledge(self.pane_of(AlertsPane).selected(self.shown) if self.shown else None)
 
     def action_maintenance(self) -> None:
         self.actions.maintenance()

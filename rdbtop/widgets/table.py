@@ -68,6 +68,11 @@ class KeyedTable(DataTable):
         # still that cell's Text (a changed cell gets a new Text; an unchanged one keeps its object)
         self._cell_cache: LRUCache[tuple[object, ...], tuple[object, list[list[Segment]]]] = LRUCache(CELL_CACHE)
         self.changed_cells = 0  # by the last sync: what a tick cost the table
+        # The selection follows its row's key through re-sorts; when that row goes away the cursor
+        # stays where it was, undrawn, and nothing is selected until the user moves it: an action
+        # or Enter would otherwise take the row that slid under it (the next session, after a
+        # terminate). `gone` is the key of that row, followed again should it come back.
+        self.gone: str | None = None
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -94,7 +99,7 @@ class KeyedTable(DataTable):
         shown = self._fit(self.size.width or 80)
         if shown == self._shown:
             return
-        selected = self.selected_key
+        selected = self.selected_key or self.gone
         self._shown = shown
         self.clear(columns=True)
         for col, width in shown:
@@ -102,7 +107,7 @@ class KeyedTable(DataTable):
             self.add_column(label, width=width, key=col.key)
         self._forget()
         self.sync(self._rows)
-        self.select_key(selected)
+        self._follow(selected)
 
     def _forget(self) -> None:
         """The rendered cells no longer fit (new columns, new styles): render every row again."""
@@ -136,7 +141,7 @@ class KeyedTable(DataTable):
         self._rows = rows[:ROW_CAP]
         if not self._shown:
             return  # not laid out yet: relayout() will show them
-        selected = self.selected_key
+        selected = self.selected_key or self.gone
         if force:
             self._forget()
             self.clear()
@@ -162,7 +167,7 @@ class KeyedTable(DataTable):
         order = [r.key for r in self._rows]
         if order != self._order:
             self._reorder(order)
-        self.select_key(selected)
+        self._follow(selected)
 
     def _window(self) -> tuple[int, int]:
         """The rows on screen, with a screenful above and below: those are kept up to date."""
@@ -273,7 +278,7 @@ class KeyedTable(DataTable):
 
     @property
     def selected_key(self) -> str | None:
-        if not self.row_count or self.cursor_row < 0:
+        if self.gone is not None or not self.row_count or self.cursor_row < 0:
             return None
         try:
             return self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
@@ -286,4 +291,55 @@ class KeyedTable(DataTable):
         index = self.get_row_index(key)
         if index != self.cursor_row:
             self.move_cursor(row=index)
+        self._found()
         return True
+
+    def _follow(self, key: str | None) -> None:
+        if not self.select_key(key) and key is not None:
+            self.gone = key
+            self.show_cursor = False
+
+    def _found(self) -> None:
+        if self.gone is not None:
+            self.gone = None
+            self.show_cursor = True
+
+    # the user moves the cursor: the row under it is the selection again; the first arrow only
+    # shows the cursor where it stayed, on the row that took the place of the one gone
+
+    def action_cursor_down(self) -> None:
+        if self.gone is None:
+            super().action_cursor_down()
+        self._found()
+
+    def action_cursor_up(self) -> None:
+        if self.gone is None:
+            super().action_cursor_up()
+        self._found()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._found()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._found()
+
+    def action_scroll_top(self) -> None:
+        super().action_scroll_top()
+        self._found()
+
+    def action_scroll_bottom(self) -> None:
+        super().action_scroll_bottom()
+        self._found()
+
+    def action_scroll_home(self) -> None:
+        super().action_scroll_home()
+        self._found()
+
+    def action_scroll_end(self) -> None:
+        super().action_scroll_end()
+        self._found()
+
+    def on_click(self) -> None:
+        self._found()

@@ -80,3 +80,19 @@ def test_deadlock_cycle_beside_a_root_blocker(size: tuple[int, int], snap_compar
     server = FakeServer()
     server.deadlock()
     assert snap_compare(make_app(server), terminal_size=size, run_before=showing("locks"))
+
+
+def test_selected_row_gone_after_a_terminate_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    server = FakeServer()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await showing("sessions")(pilot)
+        table = pilot.app.query_one("#sessions-table")
+        table.select_key("3")
+        server.sessions.remove(server.session(3))
+        await pilot.press("r")
+        await until(pilot, lambda: table.gone == "3")
+        await pilot.press("k")  # says the row is gone
+        await pilot.pause()
+
+    assert snap_compare(make_app(server), terminal_size=(80, 24), run_before=run_before)
