@@ -68,6 +68,7 @@ REFERENCE = {100: {"cpu": 4.5, "first": 1.00}, 1000: {"cpu": 13.2, "rss": 47.5, 
 
 SESSIONS_ROWS = re.compile(r"\b[1-9]\d* of \d+ sessions")  # the Sessions pane's caption, with rows
 TAB_BAR = re.compile(r"1 Overview")
+PG_ACTIVITY_ROWS = re.compile(r"^\d+ +(\d+ +)?postgres +app\d", re.MULTILINE)  # PID, XMIN, database, app
 
 
 # -- the served engine ----------------------------------------------------------------------------
@@ -292,6 +293,8 @@ class Terminal:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self._master = master
+        # answers to the terminal's queries (cursor position, device attributes), as a terminal gives
+        self.screen.write_process_input = lambda data: os.write(master, data.encode())
         full_env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "COLUMNS": str(cols),
                     "LINES": str(rows), **(env or {})}
         full_env.pop("NO_COLOR", None)
@@ -471,7 +474,7 @@ def run_pg_activity(n: int, cols: int, rows: int, seconds: float) -> Run:
                 "-U", "postgres", "-d", "postgres"]
         term = Terminal(argv, cols, rows)
         try:
-            run.first_frame = term.wait_for(re.compile(r"pg_sleep"), 60)
+            run.first_frame = term.wait_for(PG_ACTIVITY_ROWS, 60)
             time.sleep(SETTLE_S)
             run.panes["all"] = Window({"console": term.tree, "server": pg_tree}, term).measure(seconds)
             run.peak_rss = term.peak_rss()
