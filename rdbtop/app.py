@@ -15,7 +15,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from .actions import Actions
 from .client import ClientError, CredentialsRefused, RdbClient
@@ -455,7 +455,7 @@ class RdbTop(App[int]):
             return
         self._sort_by(pane, self.sorts.get(pane.key, 0), not self.sorts_reversed.get(pane.key, False))
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+    def on_data_table_header_selected(self, event: KeyedTable.HeaderSelected) -> None:
         """A click on a column's header sorts by it; a second click reverses the order."""
         pane = self.pane
         index = order_for_column(pane.orders, str(event.column_key.value))

@@ -237,12 +237,14 @@ class Poller:
             del self._ash[second]
         for sample in fresh:
             self._ash.setdefault(sample.sample_time, []).append(sample)
-        oldest = now - max(ASH_WINDOWS)
-        for second in [s for s in self._ash if s < oldest]:
-            del self._ash[second]
         if backfill:
             self._ash_from = start
-        return [s for second in sorted(self._ash) if second >= start for s in self._ash[second]]
+        # only the chosen window is kept (each active session adds a sample a second: an hour of a
+        # thousand busy sessions is millions of them); a wider window, chosen later, is backfilled
+        for second in [s for s in self._ash if s < start]:
+            del self._ash[second]
+        self._ash_from = max(self._ash_from or start, start)
+        return [s for second in sorted(self._ash) for s in self._ash[second]]
 
     def _fill(self, snap: Snapshot, data: dict[str, Any]) -> None:
         """Parse this tick's answers into `snap`; what was not asked keeps the previous value."""

@@ -79,3 +79,32 @@ def test_the_session_order_holds_from_one_poll_to_the_next() -> None:
 
     # the answers' rounding puts 5 ahead of 4 in one poll and behind it in the next: the order holds
     assert poll({4: 10.000, 5: 10.001}) == poll({4: 11.001, 5: 11.000}) == [4, 5, 4, 5]
+
+
+async def test_ash_samples_are_kept_for_the_chosen_window_only_and_a_wider_one_is_backfilled() -> None:
+    from rdbtop.poller import Poller
+
+    from .fakeserver import NOW
+
+    server = FakeServer()
+    clock = [float(NOW)]
+    poller = Poller(server.client(), 1.0, clock=lambda: clock[0])
+    poller.pane = "ash"
+
+    async def ash_reads() -> tuple[list[int], list[str]]:
+        before = len(server.reads)
+        snap = await poller.snapshot()
+        starts = [p["start_time"] for path, p in server.reads[before:]
+                  if path.endswith("/monitoring/ash") and "group_by" not in p]
+        return sorted({s.sample_time for s in snap.ash_samples}), starts
+
+    seconds, starts = await ash_reads()
+    assert starts == [str(NOW - 900)] and seconds[0] == NOW - 900  # the first poll backfills the window
+    poller.ash_window = 300  # narrower: what is older goes
+    seconds, _ = await ash_reads()
+    assert seconds[0] >= NOW - 300  # what the poller keeps is what it hands over
+    poller.ash_window = 900  # wider again: read again from its start, not only since the newest second
+    seconds, starts = await ash_reads()
+    assert starts == [str(NOW - 900)] and seconds[0] == NOW - 900
+    seconds, starts = await ash_reads()
+    assert starts == [str(NOW)]  # then only what is new

@@ -1,5 +1,5 @@
-"""KeyedTable: unchanged rows cost nothing, a changed value updates its cell only, and what is
-painted always follows the data (its cell cache is keyed by row version, not DataTable's counter)."""
+"""KeyedTable: unchanged rows cost nothing, a changed value refreshes its cell only, what is
+painted always follows the data, and the keys and the selection work as DataTable's did."""
 
 from __future__ import annotations
 
@@ -46,32 +46,81 @@ async def test_only_changed_cells_are_updated_and_painted() -> None:
         assert "active" in painted(t)
 
 
-async def test_cells_render_as_datatable_renders_them() -> None:
-    """KeyedTable renders one-line Text cells its own, shorter way: the same segments as DataTable's."""
-    from rich.segment import Segment
-    from rich.style import Style
-    from textual.widgets import DataTable
-
+async def test_a_changed_value_refreshes_that_cell_only() -> None:
+    """What the compositor renders and the terminal is sent: the changed cells' regions, not the table."""
     app = TableApp()
-    async with app.run_test(size=(80, 10)) as pilot:
+    async with app.run_test(size=(60, 10)) as pilot:
         t = app.query_one(KeyedTable)
-        values = [("", "idle"), ("[b]x[/b]", "bold red"), ("表格数据 wide", "reverse"), ("  padded  ", ""),
-                  ("a" * 40, "italic #ff0000 on #000000")]
-        t.sync([Row(str(i), {"id": i, "state": v, "sql": v}, style=style) for i, (v, style) in enumerate(values)])
+        t.sync(rows({1: "idle", 2: "active", 3: "idle"}))
         await pilot.pause()
-        checked = 0
-        for row in range(t.row_count):
-            for column in range(len(t.columns)):
-                for cursor, hover in ((False, False), (True, False), (False, True)):
-                    for base in (Style(), Style(bgcolor="#202020", color="white")):
-                        width = t.ordered_columns[column].get_render_width(t)
-                        ours = t._render_body_cell(row, column, t._row_locations.get_key(row),
-                                                   t.get_cell_at((row, column)), base, width, cursor, hover)
-                        theirs = DataTable._render_cell(t, row, column, base, width, cursor, hover)
-                        assert [list(Segment.simplify(line)) for line in ours] == \
-                            [list(Segment.simplify(line)) for line in theirs], (row, column, cursor, hover)
-                        checked += 1
-        assert checked == len(values) * 3 * 3 * 2
+        regions = []
+        refresh = t.refresh
+        t.refresh = lambda *r, **kw: (regions.extend(r), refresh(*r, **kw))[1]  # type: ignore[method-assign]
+        t.sync(rows({1: "idle", 2: "waiting", 3: "idle"}))
+        assert t.changed_cells == 1
+        [region] = regions
+        assert (region.x, region.y, region.width, region.height) == (6, 2, 10, 1)  # "State" of the 2nd row
+        regions.clear()
+        t.sync(rows({2: "waiting", 1: "idle", 3: "idle"}))  # two rows swap places: those two lines
+        assert {r.y for r in regions if r.width >= 60} == {1, 2}
+        await pilot.pause()
+        lines = painted(t).splitlines()
+        assert lines[1].startswith("    2  waiting") and lines[2].startswith("    1  idle")
+
+
+async def test_cells_are_cut_and_justified_to_their_columns() -> None:
+    app = TableApp()
+    async with app.run_test(size=(40, 6)) as pilot:
+        t = app.query_one(KeyedTable)
+        t.sync([Row("1", {"id": 12345678, "state": "表格数据表格数据", "sql": "x" * 100})])
+        await pilot.pause()
+        header, line = (t.render_line(y) for y in range(2))
+        assert header.cell_length == line.cell_length == 40
+        assert header.text.startswith("   ID  State     SQL")
+        assert line.text.startswith(" 123…  表格数 …  xxx")  # each cut to its width (a wide character whole)
+        assert line.text.rstrip().endswith("…")
+
+
+async def test_keys_move_the_cursor_and_enter_selects_the_row() -> None:
+    selected: list[str] = []
+
+    class Selecting(TableApp):
+        def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+            selected.append(event.row_key.value)
+
+    app = Selecting()
+    async with app.run_test(size=(60, 10)) as pilot:
+        t = app.query_one(KeyedTable)
+        t.sync(rows({i: "idle" for i in range(1, 31)}))
+        t.focus()
+        await pilot.press("down", "down", "enter")
+        assert t.selected_key == "3" and selected == ["3"]
+        await pilot.press("pagedown")
+        assert t.cursor_row == 2 + 9 and t.scroll_y > 0  # a screenful down, and scrolled to it
+        await pilot.press("end")
+        assert t.selected_key == "30" and "SELECT 30" in painted(t)
+        await pilot.press("home")
+        assert t.selected_key == "1" and t.scroll_y == 0
+        await pilot.click(KeyedTable, offset=(3, 3))  # the third row
+        assert t.selected_key == "3"
+        await pilot.click(KeyedTable, offset=(3, 3))  # a click on the selected row selects it
+        assert selected == ["3", "3"]
+
+
+async def test_a_gone_row_leaves_nothing_selected_until_the_cursor_moves() -> None:
+    app = TableApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        t = app.query_one(KeyedTable)
+        t.sync(rows({1: "idle", 2: "active", 3: "idle"}))
+        assert t.select_key("2")
+        t.sync(rows({1: "idle", 3: "idle"}))
+        assert t.gone == "2" and t.selected_key is None and t.cursor_row == 1 and not t.show_cursor
+        t.sync(rows({1: "idle", 3: "idle", 2: "active"}))  # it came back: followed again
+        assert t.gone is None and t.selected_key == "2" and t.cursor_row == 2
+        t.sync(rows({1: "idle", 3: "idle"}))
+        await pilot.pause()
+        t.action_cursor_down()  # the first move shows the cursor where it stayed
+        assert t.show_cursor and t.selected_key == "3"
 
 
 async def test_rows_off_screen_are_brought_up_to_date_when_scrolled_to() -> None:
