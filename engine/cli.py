@@ -42,7 +42,7 @@ def _apikey(args: argparse.Namespace) -> int:
     auth = AuthService(data, SystemClock())
     try:
         if args.apikey_command == "create":
-            print(auth.create_api_key(args.role, args.description))
+            print(auth.create_api_key(args.role, args.description, by="cli"))
         elif args.apikey_command == "list":
             print(_key_table(auth.api_keys()))
         else:
