@@ -262,6 +262,21 @@ def test_cli_lists_and_revokes_api_keys(tmp_path, capsys) -> None:
         eng.close()
 
 
+def test_cli_writes_a_key_file_readable_by_its_owner_only(tmp_path, capsys) -> None:
+    token = tmp_path / "prometheus.token"
+    token.write_text("old")
+    token.chmod(0o644)
+    assert cli_main(["apikey", "create", "--role", "monitor", "--data", str(tmp_path), "--output", str(token)]) == 0
+    key = token.read_text().strip()
+    assert stat.S_IMODE(os.stat(token).st_mode) == 0o600
+    assert key.startswith("rdb_") and key not in capsys.readouterr().out
+    assert cli_main(["apikey", "create", "--role", "monitor", "--data", str(tmp_path),
+                     "--output", str(tmp_path / "no" / "such" / "dir")]) == 2
+    capsys.readouterr()
+    cli_main(["apikey", "list", "--data", str(tmp_path)])
+    assert capsys.readouterr().out.count("monitor") == 1  # no key was made for the file that could not be written
+
+
 # -- secrets -----------------------------------------------------------------------------------
 
 def test_webhook_urls_are_redacted_for_non_admins_and_in_the_audit_trail(engine: Engine, client: TestClient,
