@@ -1,7 +1,9 @@
 """Who may do what: users with scrypt-hashed passwords, bearer tokens, API keys, and the three API roles.
 
 Users, roles and API keys live in `system.db` in the data directory (the engine's own catalogue,
-never ATTACHed to user sessions). Tokens live in memory only: a restart logs everyone out.
+never ATTACHed to user sessions). Tokens live in memory only: a restart logs everyone out. A
+login's chain of refreshes ends refresh_max_age_secs after the login; failed logins slow further
+attempts per user and per address (LoginThrottle).
 Users and roles are managed with RustyDB's messages; a change that could lower what a user may do
 (disable, delete, new roles, new password, rename) revokes the user's tokens at once, and every
 change is audited (never a password).
@@ -40,7 +42,8 @@ KEY_USE_RECORD_SECONDS = 60.0
 LOGIN_DELAY_BASE_SECONDS = 1.0
 LOGIN_FORGET_SECONDS = 900.0  # failures older than this (and no wait left) are forgotten
 LOGIN_TRACKED_MAX = 10_000  # users and addresses with failures remembered at once; the oldest go first
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+# scrypt's cost: 16 MiB and tens of milliseconds per check, on purpose (every login pays it, see _NO_USER_HASH)
+SCRYPT_PARAMS = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
 
 class ApiRole(IntEnum):
@@ -149,7 +152,7 @@ class IssuedToken:
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **SCRYPT_PARAMS)
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
@@ -160,7 +163,7 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if scheme != "scrypt":
         return False
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **_SCRYPT)
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **SCRYPT_PARAMS)
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
@@ -318,7 +321,7 @@ class AuthService:
                              (hashed, json.dumps(["admin"]), int(self._clock.time())))
         return generated
 
-    def create_api_key(self, role: str | ApiRole, description: str | None = None, by: str = "cli") -> str:
+    def create_api_key(self, role: str | ApiRole, description: str | None = None, by: str = "local") -> str:
         """A new key, returned once: only its hash and its prefix (to list and revoke it by) are kept."""
         api_role = role if isinstance(role, ApiRole) else ApiRole.parse(role)
         if description is not None and (len(description) > 1000 or not description.isprintable()):

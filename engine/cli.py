@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 from .logs import OneLineFormatter, escape_control
 
 if TYPE_CHECKING:
-    from .auth import ApiKeyRecord
+    from .auth import ApiKeyRecord, AuthService
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -42,7 +43,7 @@ def _apikey(args: argparse.Namespace) -> int:
     auth = AuthService(data, SystemClock())
     try:
         if args.apikey_command == "create":
-            print(auth.create_api_key(args.role, args.description))
+            _create_key(auth, args)
         elif args.apikey_command == "list":
             print(_key_table(auth.api_keys()))
         else:
@@ -51,9 +52,28 @@ def _apikey(args: argparse.Namespace) -> int:
     except EngineError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     finally:
         auth.close()
     return 0
+
+
+def _create_key(auth: AuthService, args: argparse.Namespace) -> None:
+    """Print the new key, or write it to --output, created readable by its owner only (as a Prometheus
+    credentials_file): the file is opened first, so a key is made only when it can be kept."""
+    from .auth import key_prefix
+
+    if args.output is None:
+        print(auth.create_api_key(args.role, args.description, by="cli"))
+        return
+    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        key = auth.create_api_key(args.role, args.description, by="cli")
+        f.write(key + "\n")
+    print(f"wrote the {args.role} key {key_prefix(key)}… to {args.output} (mode 0600)")
 
 
 def _key_table(keys: list[ApiKeyRecord]) -> str:
@@ -92,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=["monitor", "operator", "admin"])
     create.add_argument("--data", default=".", help="data directory of the engine (default: .)")
     create.add_argument("--description", help="what the key is for")
+    create.add_argument("--output", metavar="FILE", help="write the key to FILE (mode 0600) instead of printing it")
     create.set_defaults(func=_apikey)
     listing = key_sub.add_parser("list", help="list API keys: prefix, role, created, last used (never the keys)")
     listing.add_argument("--data", default=".", help="data directory of the engine (default: .)")

@@ -13,13 +13,14 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import threading
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 from .config import EngineConfig
 
@@ -136,6 +137,15 @@ class LogRing(logging.Handler):
             return list(self._entries)
 
 
+class _OwnerOnlyFile(RotatingFileHandler):
+    """The log file, and each one rotation starts, created readable by its owner only (as PostgreSQL's
+    log_file_mode): it names users, client addresses and statements."""
+
+    def _open(self) -> TextIO:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 class EngineLogs:
     _open: ClassVar[list[EngineLogs]] = []
     _registry = threading.Lock()
@@ -145,7 +155,7 @@ class EngineLogs:
         self.path = data_dir / "logs" / "engine.log"
         self.path.parent.mkdir(exist_ok=True)
         self.ring = LogRing(config.log_ring_size)
-        self.file = RotatingFileHandler(self.path, maxBytes=config.log_file_max_bytes,
+        self.file = _OwnerOnlyFile(self.path, maxBytes=config.log_file_max_bytes,
                                         backupCount=config.log_file_backups, encoding="utf-8", delay=True)
         self.file.setFormatter(OneLineFormatter(FILE_FORMAT))
         self._threshold = _Threshold(LEVELS[config.log_level])

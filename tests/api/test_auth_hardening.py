@@ -86,6 +86,24 @@ def test_concurrent_wrong_logins_from_one_address_get_at_most_the_allowed_401s(m
     assert outcomes.count("429") == 40 - allowed
 
 
+def test_concurrent_wrong_logins_over_http_get_at_most_the_allowed_401s(engine: Engine, live) -> None:
+    start = threading.Barrier(40)
+    codes: list[int] = []
+
+    def guess(i: int) -> None:
+        with httpx.Client(base_url=live.url, timeout=60) as c:
+            start.wait()
+            codes.append(_login(c, "admin", f"guess-{i}").status_code)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(set(codes)) == [401, 429]
+    assert codes.count(401) == engine.config.login_failures_allowed
+
+
 def test_the_wait_after_failures_is_short_exponential_and_the_right_password_then_works(
         manual: Engine, mclient: TestClient, clock: ManualClock) -> None:
     allowed = manual.config.login_failures_allowed
@@ -260,6 +278,21 @@ def test_cli_lists_and_revokes_api_keys(tmp_path, capsys) -> None:
             eng.auth.authenticate(None, key)
     finally:
         eng.close()
+
+
+def test_cli_writes_a_key_file_readable_by_its_owner_only(tmp_path, capsys) -> None:
+    token = tmp_path / "prometheus.token"
+    token.write_text("old")
+    token.chmod(0o644)
+    assert cli_main(["apikey", "create", "--role", "monitor", "--data", str(tmp_path), "--output", str(token)]) == 0
+    key = token.read_text().strip()
+    assert stat.S_IMODE(os.stat(token).st_mode) == 0o600
+    assert key.startswith("rdb_") and key not in capsys.readouterr().out
+    assert cli_main(["apikey", "create", "--role", "monitor", "--data", str(tmp_path),
+                     "--output", str(tmp_path / "no" / "such" / "dir")]) == 2
+    capsys.readouterr()
+    cli_main(["apikey", "list", "--data", str(tmp_path)])
+    assert capsys.readouterr().out.count("monitor") == 1  # no key was made for the file that could not be written
 
 
 # -- secrets -----------------------------------------------------------------------------------

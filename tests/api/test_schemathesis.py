@@ -11,7 +11,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
                                                response_schema_conformance, status_code_conformance)
 
-from engine import Engine, EngineConfig
+from engine import Engine, EngineConfig, auth
 from engine.api import create_app
 
 _key: dict[str, str] = {}
@@ -21,17 +21,21 @@ _key: dict[str, str] = {}
 def api_schema() -> Iterator[schemathesis.schemas.BaseSchema]:
     # Built when the first case runs (not at import), so the engine lives only while it is fuzzed;
     # the fuzzer may open transactions, start sessions and change settings: all of it dies with it.
-    engine = Engine(config=EngineConfig(lock_timeout_ms=200, query_timeout_secs=2.0,
-                                        deadlock_check_interval_ms=100)).start()
-    engine.auth.ensure_admin("fuzz-admin-password")
-    for _ in range(3):
-        engine.connect("fuzz-target", "schemathesis")
-    # an API key, not a login token: the fuzzer may log out or change the admin user, which revokes tokens
-    _key["admin"] = engine.auth.create_api_key("admin")
-    try:
-        yield schemathesis.openapi.from_asgi("/api-docs/openapi.json", create_app(engine))
-    finally:
-        engine.close()
+    # Every login, for any username, costs one scrypt; the fuzzer sends hundreds and may raise the
+    # throttle's limits through PUT /admin/config, so its engine hashes cheaply.
+    with pytest.MonkeyPatch.context() as cheap:
+        cheap.setitem(auth.SCRYPT_PARAMS, "n", 2**4)
+        engine = Engine(config=EngineConfig(lock_timeout_ms=200, query_timeout_secs=2.0,
+                                            deadlock_check_interval_ms=100)).start()
+        engine.auth.ensure_admin("fuzz-admin-password")
+        for _ in range(3):
+            engine.connect("fuzz-target", "schemathesis")
+        # an API key, not a login token: the fuzzer may log out or change the admin user, which revokes tokens
+        _key["admin"] = engine.auth.create_api_key("admin")
+        try:
+            yield schemathesis.openapi.from_asgi("/api-docs/openapi.json", create_app(engine))
+        finally:
+            engine.close()
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

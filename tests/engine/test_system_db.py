@@ -59,9 +59,9 @@ def test_concurrent_user_creates_succeed_while_alerts_and_incidents_are_written(
     assert sorted(created) == [f"user{i:02d}" for i in range(16)]
 
 
-def test_system_db_is_created_owner_only(make_engine: Callable[..., Engine]) -> None:
+def test_system_db_and_the_log_are_created_owner_only(make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(tables=False)
     engine.auth.create_user("someone", "pw", ["monitor"], None, by="test")
-    for name in ("system.db", "system.db-wal"):
+    for name in ("system.db", "system.db-wal", "logs/engine.log"):
         path = engine.storage.data_dir / name
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, name
