@@ -42,6 +42,9 @@ CACHE_READ_SECONDS = 0.25
 # at least this; a lighter one is timed on its profiled executions and counted at their mean on
 # the others, and one that runs past PROGRESS_STEPS is timed from then on.
 HEAVY_CPU_MS = 0.1
+# Each thread's CPU clock, kept with the thread (the API runs a session's calls on any of its worker
+# threads, and a thread id is reused once its thread ended, its clock no longer valid)
+_this_thread = threading.local()
 
 
 class SessionState(StrEnum):
@@ -141,8 +144,6 @@ class Session:
         # the connection's own set-up (pragmas, ATTACH) read pages too; count from here on
         self._cache_base = self._cache_status()
         self._cache_seen = self._cache_base
-        self._cpu_thread = 0  # the thread whose CPU clock _cpu_clock is
-        self._cpu_clock = 0
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -358,12 +359,13 @@ class Session:
         return (status(apsw.SQLITE_DBSTATUS_CACHE_HIT)[0], status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0],
                 status(apsw.SQLITE_DBSTATUS_CACHE_WRITE)[0])
 
-    def _start_cpu_timing(self, stmt: Statement) -> None:
-        thread = threading.get_ident()
-        if thread != self._cpu_thread:  # the API runs a session's calls on any of its worker threads
-            self._cpu_thread, self._cpu_clock = thread, time.pthread_getcpuclockid(thread)
-        stmt.cpu_clock = self._cpu_clock
-        stmt.cpu_start = time.clock_gettime(self._cpu_clock)
+    @staticmethod
+    def _start_cpu_timing(stmt: Statement) -> None:
+        clock = getattr(_this_thread, "cpu_clock", None)
+        if clock is None:
+            clock = _this_thread.cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+        stmt.cpu_clock = clock
+        stmt.cpu_start = time.clock_gettime(clock)
 
     def _count_cpu(self, stmt: Statement, text: SqlText) -> None:
         assert stmt.cpu_start is not None

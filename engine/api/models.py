@@ -24,9 +24,9 @@ def ts_ms(value: float | None) -> int | None:
 CPU_TIME_NOTE = ("thread CPU time of the statements, in ms: measured around each execution of a statement "
                  "whose executions average 0.1 ms of CPU or more; a lighter one is measured on its profiled "
                  "executions and counted at their mean on the others, and timed from its 1,000th VM step on "
-                 "when it runs longer")
+                 "when it runs longer; counted while monitoring_enabled is on")
 CACHE_NOTE = ("from SQLite's per-connection page-cache counters since the session connected, brought up to date "
-              "at least every 0.25 s while it runs statements")
+              "at least every 0.25 s while it runs statements with monitoring_enabled on")
 
 
 class SessionInfo(BaseModel):

@@ -132,3 +132,12 @@ def test_planning_runs_nothing_of_the_statement(engine: Engine) -> None:
     s.execute("UPDATE sales.orders SET amount = 2 WHERE customer = 'dave'; SELECT 1")
     assert engine.stats.fingerprint(
         sql_id("UPDATE sales.orders SET amount = 2 WHERE customer = 'dave'; SELECT 1")).plan is None
+
+
+def test_a_session_driven_from_threads_that_come_and_go_is_timed_in_each(engine: Engine, background) -> None:
+    s = engine.connect("pool")
+    heavy = bounded_sql(100_000)
+    for _ in range(4):  # a thread pool's workers end and new ones start (their ids may be reused)
+        background(s.execute, heavy).result()
+    text = engine.sql_texts.get(heavy)
+    assert text.cpu_timed == 4 and s.counters.cpu_time_ms == pytest.approx(text.cpu_sum_ms)
