@@ -18,6 +18,12 @@ fixed number of statements per run, sized from --seconds so that every run takes
 `sales` schema with other pragmas than the ones it asks for, a fourth, informational raw-apsw run
 with the engine's effective pragmas shows how much of the gap that explains.
 
+Each run also takes the CPU time of the thread running the statements (column CPU us/stmt, and an
+informational on/off ratio by it, which a loaded machine distorts far less than wall-clock time). A
+last table says what the per-session and per-statement resource accounting costs: each piece (the
+thread CPU clock reads, the page-cache counter reads, EXPLAIN QUERY PLAN) timed alone, times how many
+of the monitored run's statements paid it, by the engine's own counts.
+
 Part 2 times `engine.sample_ash()` with 100 and 1,000 open sessions: a realistic mix (a fifth idle in
 transaction, a twentieth waiting on a lock, the rest idle), all sessions idle in transaction, and a
 lock pile-up stress case (one holder, every other session queued behind it).
