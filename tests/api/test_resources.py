@@ -35,6 +35,12 @@ def test_session_times_have_millisecond_twins_that_agree_with_the_seconds(engine
     assert body["query_started_at_ms"] is None and body["query_started_at"] is None
     listed = next(x for x in _get(client, headers, "/api/v1/stats/sessions")["sessions"] if x["session_id"] == s.id)
     assert listed["state_since_ms"] == body["state_since_ms"]
+    younger = engine.connect("bob", "ms-test")
+    younger.execute("BEGIN")
+    younger.execute("SELECT 1")
+    idle = engine.connect("carol", "ms-test")
+    oldest_first = _get(client, headers, "/api/v1/stats/sessions", sort_by="transaction_seconds", sort_order="desc")
+    assert [x["session_id"] for x in oldest_first["sessions"]] == [s.id, younger.id, idle.id]
     s.execute("ROLLBACK")
     assert _get(client, headers, f"/api/v1/sessions/{s.id}")["transaction_started_at_ms"] is None
 
