@@ -272,7 +272,7 @@ class Session:
         profile = monitoring and (text.profiled < PROFILE_FIRST or not counters.statements & PROFILE_EVERY_MASK)
         if profile:
             text.profiled += 1
-            cache0 = self._cache_status()
+            stmt.cache_base = self._cache_status()
             conn.trace_v2(apsw.SQLITE_TRACE_PROFILE, self._profile)
         if monitoring and (profile or text.cpu_heavy or not text.cpu_timed):
             self._start_cpu_timing(stmt)
@@ -328,8 +328,7 @@ class Session:
         if profile:
             conn.trace_v2(0, None)
             stmt.vm_steps = stmt.vm_steps or 0  # profiled, even if SQLite sent no event (an error)
-            hits, misses, writes = self._cache_status()
-            stmt.cache_hits, stmt.cache_misses, stmt.pages_written = hits - cache0[0], misses - cache0[1], writes - cache0[2]
+            self._cache_so_far(stmt, self._cache_status())
             if error is None and text.single and control is None:
                 self._plan(stmt, params, text.profiled > PROFILE_FIRST)
         if error is None and text.lock_free is None and traced:
@@ -501,7 +500,12 @@ class Session:
             if stmt.cpu_start is None:  # a text that was light until now runs long: time the rest
                 stmt.cpu_base_ms = self.engine.sql_texts.get(stmt.sql).cpu_mean_ms
                 self._start_cpu_timing(stmt)
-            misses = self._conn.status(apsw.SQLITE_DBSTATUS_CACHE_MISS)[0]
+            now = self._cache_status()
+            if stmt.cache_base is None:  # not profiled: its page counts run from here
+                stmt.cache_base = now
+            else:
+                self._cache_so_far(stmt, now)
+            misses = now[1]
             doing_io = self._window_misses >= 0 and misses - self._window_misses > IO_MISSES_PER_WINDOW
             self._window_misses = misses
             if self.state is SessionState.ACTIVE:
@@ -539,6 +543,12 @@ class Session:
             if self.state is SessionState.ACTIVE:
                 self.wait_class, self.wait_event = WaitClass.CPU, None
         raise map_sqlite_error(apsw.InterruptError("interrupted"), stmt)
+
+    @staticmethod
+    def _cache_so_far(stmt: Statement, now: tuple[int, int, int]) -> None:
+        base = stmt.cache_base
+        assert base is not None
+        stmt.cache_hits, stmt.cache_misses, stmt.pages_written = now[0] - base[0], now[1] - base[1], now[2] - base[2]
 
     def _profile(self, event: dict[str, Any]) -> None:
         stmt = self.statement

@@ -242,9 +242,12 @@ class Statement:
     cache_hits: int | None = None
     cache_misses: int | None = None
     pages_written: int | None = None
-    # thread CPU time: cpu_start (time.thread_time() of the thread cpu_clock belongs to) while it is
-    # being timed, cpu_ms once it ended; cpu_base_ms is the estimate for a run timed only from its
-    # first progress call on
+    # the connection's page counters when the counts above began: at the start of a profiled run
+    # (exact), else at its first progress call (a run too short to reach one has none)
+    cache_base: tuple[int, int, int] | None = None
+    # thread CPU time: while it is timed, cpu_start is the running thread's CPU clock (cpu_clock, set
+    # with it) when timing began; cpu_ms once it ended; cpu_base_ms is the estimate for a run timed
+    # only from its first progress call on
     cpu_start: float | None = None
     cpu_clock: int = 0
     cpu_base_ms: float = 0.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..format import cpu_time, duration
+from ..format import count, cpu_time, duration
 from ..model import ActiveQuery, Snapshot
 from ..widgets.table import Column, KeyedTable, Row
 from .base import SessionTarget, TablePane, View
@@ -11,6 +11,7 @@ from .sorting import SortOrder, sort_caption, sort_rows, text_key
 COLUMNS = [
     Column("session", "Sess", 6, right=True), Column("query", "Query", 8, drop=2), Column("user", "User", 10),
     Column("elapsed", "Elapsed", 8, right=True), Column("cpu", "CPU", 6, right=True, drop=4),
+    Column("reads", "Reads", 5, right=True, drop=5),
     Column("wait", "Wait", 18, drop=1), Column("blocker", "Blk", 5, right=True, drop=3), Column("sql", "SQL"),
 ]
 
@@ -26,6 +27,7 @@ ORDERS: tuple[SortOrder[ActiveQuery], ...] = (
     SortOrder("elapsed", "elapsed", lambda q: q.elapsed_ms, descending=True),
     SortOrder("session", "session", lambda q: q.session_id), SortOrder("user", "user", lambda q: text_key(q.username)),
     SortOrder("cpu", "cpu", lambda q: q.cpu_time_ms, descending=True),
+    SortOrder("reads", "reads", lambda q: q.cache_misses, descending=True),
     SortOrder("query", "query", _query_number),
     SortOrder("wait", "wait", lambda q: text_key(q.wait_event or q.operation)),
     SortOrder("blocker", "blocker", lambda q: q.blocking_session),
@@ -57,7 +59,7 @@ class QueriesPane(TablePane):
         shown = self.visible(snap, view)
         rows = [Row(q.query_id, {
             "session": q.session_id, "query": q.query_id, "user": q.username,
-            "elapsed": duration(None if q.elapsed_ms is None else q.elapsed_ms / 1000), "cpu": cpu_time(q.cpu_time_ms),
+            "elapsed": duration(None if q.elapsed_ms is None else q.elapsed_ms / 1000), "cpu": cpu_time(q.cpu_time_ms), "reads": count(q.cache_misses),
             "wait": q.wait_event or q.operation, "blocker": q.blocking_session or "", "sql": q.sql or ""},
             style=p.waiting if q.blocking_session is not None or q.status == "waiting" else "") for q in shown]
         self.query_one(KeyedTable).sync(rows)

@@ -66,8 +66,8 @@ class DetailScreen(ModalScreen[None]):
                                     ("rows", p.rows_returned), ("errors", p.errors)]))
                 yield Static(_line([("CPU", cpu_time(p.cpu_time_ms)),
                                     ("CPU a call", cpu_time(_per_call(p.cpu_time_ms, p.calls)))]))
-                yield Static(f"SQLite's profile, over {p.profiled_calls if p.profiled_calls is not None else MISSING_TEXT}"
-                             " profiled calls", classes="heading")
+                profiled = MISSING_TEXT if p.profiled_calls is None else p.profiled_calls
+                yield Static(f"SQLite's profile, over {profiled} profiled calls", classes="heading")
                 yield Static(_line([("full-scan steps", count(p.fullscan_steps)), ("sorts", count(p.sorts)),
                                     ("VM steps", count(p.vm_steps)), ("cache hits", count(p.cache_hits)),
                                     ("reads", count(p.cache_misses)), ("hit ratio", percent(p.cache_hit_ratio)),

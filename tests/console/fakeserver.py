@@ -215,7 +215,8 @@ class FakeServer:
                  "elapsed_ms": int(s["state_seconds"] * 1000), "current_operation": "executing",
                  "session_id": s["session_id"], "username": s["username"], "sql_text": s["current_query"],
                  "sql_id": s["sql_id"], "wait_event": s["wait_event"], "wait_class": s["wait_class"],
-                 "blocking_session": s["blocking_session"], "cpu_time_ms": round(s["cpu_time_ms"] / 3, 3)}
+                 "blocking_session": s["blocking_session"], "cpu_time_ms": round(s["cpu_time_ms"] / 3, 3),
+                 "cache_misses": s["cache_misses"] // 4}
                 for s in self.sessions if s["current_query_id"]]
 
     def deadlock(self) -> None:

@@ -141,3 +141,25 @@ def test_a_session_driven_from_threads_that_come_and_go_is_timed_in_each(engine:
         background(s.execute, heavy).result()
     text = engine.sql_texts.get(heavy)
     assert text.cpu_timed == 4 and s.counters.cpu_time_ms == pytest.approx(text.cpu_sum_ms)
+
+
+def test_a_running_statement_shows_its_page_reads_so_far(engine: Engine, background) -> None:
+    s = engine.connect("scanner")
+    s.execute("CREATE TABLE sales.pages(id INTEGER PRIMARY KEY, body BLOB)")
+    s.execute("INSERT INTO sales.pages(body) SELECT randomblob(3000) FROM "
+              "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50) SELECT x FROM c)")
+    # reads the table's pages over and over, as long as its bound says
+    scan = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
+            "SELECT count(*) FROM c, sales.pages")
+    for _ in range(PROFILE_FIRST):  # the text's profiled runs; the next is not profiled
+        s.execute(scan, (3,))
+    run = background(s.execute, scan, (10**15,))
+    stmt = wait_until(lambda: s.statement)
+    # not profiled: its counts run from its first progress call on
+    wait_until(lambda: stmt.cache_base is not None, message="the first progress call")
+    assert engine.sql_texts.get(scan).profiled == PROFILE_FIRST
+    wait_until(lambda: (stmt.cache_hits or 0) > 500, message="the running scan's cache hits to pass 500")
+    first = stmt.cache_hits
+    wait_until(lambda: stmt.cache_hits > first, message="them to grow")
+    engine.cancel(s.id, by="test")
+    assert isinstance(run.exception(), QueryCanceled)

@@ -72,8 +72,10 @@ class QueryStatusResponse(BaseModel):
     started_at_ms: int = Field(description="started_at in Unix milliseconds")
     cpu_time_ms: float | None = Field(description=CPU_TIME_NOTE + "; so far while it runs; null when it is not "
                                                   "timed yet (a light statement in its first 1,000 VM steps)")
-    cache_hits: int | None = Field(description="pages found in the page cache; taken on profiled executions only "
-                                               "(see /profiling/queries), null otherwise and until it finishes")
+    cache_hits: int | None = Field(description="pages found in the page cache so far: exact for a profiled "
+                                               "execution (see /profiling/queries); for another counted from its "
+                                               "first progress check (every 1,000 VM steps) to its latest, and null "
+                                               "for one too short to reach one")
     cache_misses: int | None = Field(description="pages read from the database files; as cache_hits")
     pages_written: int | None = Field(description="pages written to the database files; as cache_hits")
     execution_plan: str | None = Field(description="the plan recorded for its fingerprint (EXPLAIN QUERY PLAN, one "
@@ -100,8 +102,8 @@ class QueryStatusResponse(BaseModel):
                    sorts=stmt.sorts if done else None, error_code=stmt.error_code, error_message=stmt.error_message,
                    stopped_by=stmt.stopped_by, started_at_ms=ts_ms(stmt.started_at),
                    cpu_time_ms=None if cpu is None else round(cpu, 3),
-                   cache_hits=stmt.cache_hits if done else None, cache_misses=stmt.cache_misses if done else None,
-                   pages_written=stmt.pages_written if done else None, execution_plan=plan,
+                   cache_hits=stmt.cache_hits, cache_misses=stmt.cache_misses, pages_written=stmt.pages_written,
+                   execution_plan=plan,
                    plan_captured_at=None if plan_at is None else int(plan_at))
 
 
