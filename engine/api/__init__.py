@@ -31,7 +31,7 @@ def create_app(engine: Engine) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine
-    app.state.session_listings = TickCache()
+    app.state.ticks = TickCache()  # bodies built once per engine tick, shared by every client
     install_error_handlers(app)
     # The error responses refer to the ApiError schema instead of naming the model: FastAPI builds a
     # validator per route for every response model, twice (when a route is defined, and again on the

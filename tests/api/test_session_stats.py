@@ -102,7 +102,7 @@ def test_a_listing_is_built_once_per_tick_and_again_when_sessions_come_or_go() -
         engine.connect("early", "tests")
         key = {"X-API-Key": engine.auth.create_api_key("monitor")}
         app = create_app(engine)
-        cache = app.state.session_listings
+        cache = app.state.ticks
         with TestClient(app, raise_server_exceptions=False) as client:
             def listing() -> dict:
                 r = client.get("/api/v1/stats/sessions?limit=100000", headers=key)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from ...engine import Engine
 from ...sessions import Session, SessionState
 from ...sessions import SessionInfo as EngineSessionInfo
+from ..cache import engine_tick
 from ..deps import EngineDep, Monitor, Operator
 from ..models import DATABASE_NAME, SessionInfo
 from ..pagination import (DEFAULT_PAGE_SIZE, PageNumber, PageParams, PageSize, Paginated, SortOrder, pages_sorted_by,
@@ -183,9 +184,8 @@ def session_stats(
     size = page_size if limit is None else limit
     objects = engine.session_objects()
     # a new tick, or a session come or gone (a terminate shows at once), makes a new answer
-    version = (int(engine.clock.time() * 1000 // max(1, engine.config.ash_interval_ms)), len(objects),
-               objects[-1].id if objects else 0)
-    body = request.app.state.session_listings.get(
-        (wanted, sort_by, sort_order, page, size), version,
+    version = (engine_tick(engine), len(objects), objects[-1].id if objects else 0)
+    body = request.app.state.ticks.get(
+        ("stats/sessions", wanted, sort_by, sort_order, page, size), version,
         lambda: _listing(engine, wanted, sort_by, sort_order, page, size))
     return Response(body, media_type="application/json")
