@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -135,9 +136,8 @@ StatsSortKey = sort_key_enum(_STATS_SORT)
 def _listing(engine: Engine, wanted: frozenset[SessionState] | None, sort_by: str | None, sort_order: SortOrder,
              page: int, page_size: int) -> bytes:
     objects = engine.session_objects()
-    by_state = {s.value: 0 for s in SessionState}
-    for s in objects:
-        by_state[s.state.value] += 1
+    counts = Counter(s.state for s in objects)  # by member: reading .value per session cost more
+    by_state = {state.value: counts[state] for state in SessionState}
     # filter, order and cut on the live sessions, so only the listed ones are copied and serialised
     listed = [s for s in objects if wanted is None or s.state in wanted]
     listed = sort_items(listed, PageParams(sort_by=sort_by, sort_order=sort_order), _STATS_SORT)
