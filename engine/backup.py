@@ -267,7 +267,7 @@ class BackupService:
             normal = os.path.normpath(destination)
             root = next((p for p in allowed if os.path.normpath(p) == normal), None)  # type: ignore[assignment]
             if root is None or not os.path.isabs(destination):
-                raise InvalidInput("destination must be the schedule's destination or a directory that already "
+                raise Conflict("destination must be the schedule's destination or a directory that already "
                                    "holds backups; an admin sets a new one with PUT /api/v1/backup/schedule",
                                    field="destination")
         root.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from croniter import croniter
 
 from .backup_codec import COMPRESSIONS, NO_KEY
-from .errors import InvalidInput
+from .errors import Conflict, InvalidInput, NotFound
 
 STATE_FILE = "backup.json"
 MAX_RETENTION_DAYS = 36500
@@ -44,11 +44,14 @@ class BackupSchedule:
         if self.compression_algorithm not in COMPRESSIONS:
             raise InvalidInput(f"compression_algorithm must be one of {', '.join(COMPRESSIONS)}",
                                field="compression_algorithm")
+        # what the request cannot know from the document (the key, the file system) is a 409 or a 404
         if self.encryption and not key_configured:
-            raise InvalidInput(NO_KEY, field="encryption")
+            raise Conflict(NO_KEY, field="encryption")
         path = Path(self.destination)
-        if not path.is_absolute() or not path.is_dir():
+        if not path.is_absolute():
             raise InvalidInput("destination must be the absolute path of an existing directory", field="destination")
+        if not path.is_dir():
+            raise NotFound(f"destination {self.destination} is not an existing directory", field="destination")
         return self
 
 

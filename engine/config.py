@@ -186,6 +186,8 @@ def check_setting(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise InvalidRequest(f"{name} must be a boolean (true or false)", field=name)
     elif kind is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON does not tell 5 from 5.0
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InvalidRequest(f"{name} must be a {'positive' if lo else 'non-negative'} integer", field=name)
     elif kind is float:

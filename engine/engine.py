@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 import logging
 import threading
 import time
@@ -277,10 +278,10 @@ class Engine:
         return session
 
     def session_counts(self) -> SessionCounts:
-        by_state = {state.value: 0 for state in SessionState}
         sessions = self.session_objects()
-        for s in sessions:
-            by_state[s.state.value] += 1
+        # counted by member, named once per state: reading .value a thousand times cost more than the rest
+        counts = Counter(s.state for s in sessions)
+        by_state = {state.value: counts[state] for state in SessionState}
         return SessionCounts(len(sessions), by_state, self.peak_sessions, self.config.max_connections)
 
     def terminate(self, session_id: int, by: str = "admin") -> None:

@@ -149,8 +149,8 @@ class MaintenanceService:
             op = Operation(operation)
             resolved = self.resolve_target(target)
             if resolved.table is not None and op in (Operation.VACUUM, Operation.CHECKPOINT):
-                raise InvalidRequest(f"{op} works on a whole schema file: target the schema {resolved.schema}, "
-                                     f"not the table {resolved}", field="target")
+                raise Conflict(f"{op} works on a whole schema file: target the schema {resolved.schema}, "
+                               f"not the table {resolved}", field="target")
             with self._mutex:
                 if self._closed:
                     raise Conflict("the engine is shutting down")
@@ -222,21 +222,20 @@ class MaintenanceService:
         if dot:
             schema = schemas.get(name.lower())
             if schema is None:
-                raise InvalidRequest(f"target {text}: there is no schema {name}", field="target")
+                raise NotFound(f"target {text}: there is no schema {name}", field="target")
             found = _tables(files[schema]).get(table.lower())
             if found is None:
-                raise InvalidRequest(f"target {text}: schema {schema} has no table {table}", field="target")
+                raise NotFound(f"target {text}: schema {schema} has no table {table}", field="target")
             return Target(schema, found)
         if text.lower() in schemas:
             return Target(schemas[text.lower()])
         holders = [(schema, tables[text.lower()]) for schema, path in files.items()
                    if text.lower() in (tables := _tables(path))]
         if len(holders) > 1:
-            raise InvalidRequest(f"target {text}: a table of that name is in schemas "
-                                 f"{', '.join(sorted(s for s, _ in holders))}; name one as schema.table",
-                                 field="target")
+            raise Conflict(f"target {text}: a table of that name is in schemas "
+                           f"{', '.join(sorted(s for s, _ in holders))}; name one as schema.table", field="target")
         if not holders:
-            raise InvalidRequest(f"target {text} is neither a schema nor a table", field="target")
+            raise NotFound(f"target {text} is neither a schema nor a table", field="target")
         return Target(*holders[0])
 
     def _forget_old(self) -> None:

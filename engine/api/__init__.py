@@ -32,7 +32,7 @@ def create_app(engine: Engine) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine
-    app.state.session_listings = TickCache()
+    app.state.ticks = TickCache()  # bodies built once per engine tick, shared by every client
     install_error_handlers(app)
     # The error responses refer to the ApiError schema instead of naming the model: FastAPI builds a
     # validator per route for every response model, twice (when a route is defined, and again on the
@@ -60,6 +60,7 @@ def _finish_openapi(app: FastAPI, engine: Engine) -> None:
                     operation.get("responses", {}).pop("422", None)
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
+            _json_schema_bounds(schema)
             metrics = [m.name for m in engine.alerts.metrics()]
             for model in ("RuleCreate", "RuleUpdate"):
                 schema["components"]["schemas"][model]["properties"]["metric"]["enum"] = metrics
@@ -67,6 +68,24 @@ def _finish_openapi(app: FastAPI, engine: Engine) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema_bounds(node: object) -> None:
+    """Pydantic writes a number's bounds under their Python names (ge, le) when a validator runs
+    before the type's own (models.JsonInt); JSON Schema calls them minimum and maximum."""
+    if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            for python, json_schema in _BOUNDS.items():
+                if python in node:  # a bound the field's json_schema_extra states stands
+                    node.setdefault(json_schema, node.pop(python))
+        for value in node.values():
+            _json_schema_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _json_schema_bounds(value)
 
 
 __all__ = ["create_app"]

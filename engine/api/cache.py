@@ -6,8 +6,17 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 CAPACITY = 64  # distinct requests kept; the parameters are bounded, but their combinations are many
+
+
+def engine_tick(engine: Engine) -> int:
+    """The engine's sampling tick (ash_interval_ms) at this moment of its clock."""
+    return int(engine.clock.time() * 1000 // max(1, engine.config.ash_interval_ms))
 
 
 @dataclass

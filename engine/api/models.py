@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, Strict
 
 from ..sessions import SessionInfo as EngineSessionInfo
 
 DATABASE_NAME = "rustydb"
+
+
+def _integral(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as JSON Schema counts them: 17.0 is one (a fraction, a string or a boolean is not)
+JsonInt = Annotated[int, BeforeValidator(_integral), Strict()]
 
 
 def ts(value: float | None) -> int | None:

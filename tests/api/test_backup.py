@@ -228,8 +228,11 @@ def test_bad_schedules_are_refused_naming_the_field(admin: TestClient) -> None:
     assert body["details"] == {"field": "full_backup_cron"} and "full_backup_cron" in body["message"]
     body = error(admin.put(f"{API}/schedule", json={**schedule, "retention_days": 0}), 400)
     assert body["message"] == "retention_days must be greater than 0"
-    body = error(admin.put(f"{API}/schedule", json={**schedule, "encryption": True}), 400)
+    body = error(admin.put(f"{API}/schedule", json={**schedule, "encryption": True}), 409, "CONFLICT")
     assert "RDBTOP_BACKUP_KEY" in body["message"]
+    body = error(admin.put(f"{API}/schedule", json={**schedule, "destination": "/no/such/dir"}), 404, "NOT_FOUND")
+    assert body["details"] == {"field": "destination"}
+    error(admin.put(f"{API}/schedule", json={**schedule, "destination": "relative/dir"}), 400)
     missing = {k: v for k, v in schedule.items() if k != "destination"}
     assert error(admin.put(f"{API}/schedule", json=missing), 400)["details"][0]["field"] == "destination"
     error(admin.put(f"{API}/schedule", json={**schedule, "retention_days": "7"}), 400)
@@ -260,12 +263,13 @@ def test_restore_from_a_failed_backup_is_refused(admin: TestClient) -> None:
 
 
 def test_bad_backup_requests_are_400_naming_the_field(operator: TestClient, tmp_path: Path) -> None:
-    # well-formed, but the server's state refuses them: no full backup yet, no backup key
-    for kind, body, field in (("incremental", {}, "backup_type"), ("full", {"encryption": True}, "encryption")):
+    # well-formed, but the server's state refuses them: no full backup yet, no backup key, a destination no
+    # admin chose
+    for kind, body, field in (("incremental", {}, "backup_type"), ("full", {"encryption": True}, "encryption"),
+                              ("full", {"destination": str(tmp_path)}, "destination")):
         assert error(operator.post(f"{API}/{kind}", json=body), 409, "CONFLICT")["details"] == {"field": field}
     cases = (
         ("full", {"retention_days": 0}, "retention_days"),
-        ("full", {"destination": str(tmp_path)}, "destination"),
         ("full", {"compression": False, "compression_algorithm": "gzip"}, "compression_algorithm"),
     )
     for kind, body, field in cases:

@@ -155,21 +155,24 @@ def test_cancel_ends_a_waiting_job(client: TestClient, headers: dict, engine: En
         ("maintenance_cancel", "refused: already canceled"), ("maintenance_cancel", "ok"), ("maintenance", "accepted")]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"operation": "VACUUM"}, "Invalid maintenance operation"),
-    ({"operation": "optimize"}, "Invalid maintenance operation"),
-    ({"operation": "vacuum", "target": "nowhere"}, "target nowhere is neither a schema nor a table"),
-    ({"operation": "analyze", "target": "sales.nothing"}, "target sales.nothing: schema sales has no table nothing"),
-    ({"operation": "analyze", "target": "nowhere.orders"}, "target nowhere.orders: there is no schema nowhere"),
-    ({"operation": "vacuum", "target": "sales.orders"},
+# a malformed request is 400; a target the database does not hold 404, one its tables make wrong 409
+@pytest.mark.parametrize(("body", "status", "code", "message"), [
+    ({"operation": "VACUUM"}, 400, "INVALID_INPUT", "Invalid maintenance operation"),
+    ({"operation": "optimize"}, 400, "INVALID_INPUT", "Invalid maintenance operation"),
+    ({"operation": "vacuum", "target": "nowhere"}, 404, "NOT_FOUND", "target nowhere is neither a schema nor a table"),
+    ({"operation": "analyze", "target": "sales.nothing"}, 404, "NOT_FOUND",
+     "target sales.nothing: schema sales has no table nothing"),
+    ({"operation": "analyze", "target": "nowhere.orders"}, 404, "NOT_FOUND",
+     "target nowhere.orders: there is no schema nowhere"),
+    ({"operation": "vacuum", "target": "sales.orders"}, 409, "CONFLICT",
      "vacuum works on a whole schema file: target the schema sales, not the table sales.orders"),
-    ({"operation": "checkpoint", "target": "orders"},
+    ({"operation": "checkpoint", "target": "orders"}, 409, "CONFLICT",
      "checkpoint works on a whole schema file: target the schema sales, not the table sales.orders"),
 ])
-def test_bad_requests_are_refused(client: TestClient, headers: dict, body: dict, message: str) -> None:
+def test_bad_requests_are_refused(client: TestClient, headers: dict, body: dict, status: int, code: str,
+                                  message: str) -> None:
     r = client.post(MAINTENANCE, json=body, headers=headers["operator"])
-    assert r.status_code == 400
-    assert (r.json()["code"], r.json()["message"]) == ("INVALID_INPUT", message)
+    assert (r.status_code, r.json()["code"], r.json()["message"]) == (status, code, message)
 
 
 def test_ambiguous_table_names_and_unknown_options_are_refused(client: TestClient, headers: dict,
@@ -178,7 +181,7 @@ def test_ambiguous_table_names_and_unknown_options_are_refused(client: TestClien
     s.execute("CREATE TABLE inventory.orders(id INTEGER PRIMARY KEY)")
     s.close()
     r = client.post(MAINTENANCE, json={"operation": "analyze", "target": "orders"}, headers=headers["operator"])
-    assert r.status_code == 400 and "schemas inventory, sales" in r.json()["message"]
+    assert r.status_code == 409 and "schemas inventory, sales" in r.json()["message"]
     r = client.post(MAINTENANCE, json={"operation": "analyze", "options": {"full": True}}, headers=headers["operator"])
     assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR" and "options.full" in r.json()["message"]
     assert client.post(MAINTENANCE, json={"target": "sales"}, headers=headers["operator"]).status_code == 400

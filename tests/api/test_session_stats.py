@@ -3,6 +3,8 @@ which sessions are listed while the counts keep covering every session."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from fastapi.testclient import TestClient
 
 from engine import Engine, ManualClock
@@ -68,3 +70,55 @@ def test_bad_parameters_are_400_naming_the_field(client: TestClient, headers: di
 def test_the_parameters_are_in_the_openapi_document(client: TestClient) -> None:
     operation = client.get("/api-docs/openapi.json").json()["paths"]["/api/v1/stats/sessions"]["get"]
     assert {"state", "sort_by", "sort_order", "limit"} <= {p["name"] for p in operation["parameters"]}
+
+
+def test_sessions_are_listed_a_page_at_a_time_and_the_counts_cover_them_all(client: TestClient, headers: dict,
+                                                                             engine: Engine) -> None:
+    sessions = [engine.connect(f"u{i}", "tests") for i in range(53)]
+
+    def get(query: str = "") -> dict:
+        r = client.get(f"/api/v1/stats/sessions?{query}", headers=headers["monitor"])
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = get()  # RustyDB's default page size
+    assert (len(first["sessions"]), first["page"], first["page_size"], first["total_pages"]) == (50, 1, 50, 2)
+    assert (first["total_count"], first["total_connections"], first["idle_sessions"]) == (53, 53, 53)
+    assert first["has_next"] and not first["has_prev"]
+    pages = [get(f"sort_by=session_id&page_size=20&page={n}") for n in (1, 2, 3)]
+    assert [i for p in pages for i in ids(p)] == [s.id for s in sessions]
+    assert [len(p["sessions"]) for p in pages] == [20, 20, 13] and not pages[2]["has_next"] and pages[2]["has_prev"]
+    every = get("limit=100000")  # limit: one page of up to 100,000, whatever page_size says
+    assert len(every["sessions"]) == 53 and every["total_pages"] == 1
+    assert get("page=4&page_size=20")["sessions"] == []
+    r = client.get("/api/v1/stats/sessions?page_size=1001", headers=headers["monitor"])
+    assert (r.status_code, r.json()["code"]) == (400, "VALIDATION_ERROR")
+
+
+def test_a_listing_is_built_once_per_tick_and_again_when_sessions_come_or_go() -> None:
+    clock = ManualClock(1_800_000_000)
+    engine = Engine(clock=clock).start()
+    try:
+        engine.connect("early", "tests")
+        key = {"X-API-Key": engine.auth.create_api_key("monitor")}
+        app = create_app(engine)
+        cache = app.state.ticks
+        with TestClient(app, raise_server_exceptions=False) as client:
+            def listing() -> dict:
+                r = client.get("/api/v1/stats/sessions?limit=100000", headers=key)
+                assert r.status_code == 200, r.text
+                return r.json()
+
+            first = listing()
+            with ThreadPoolExecutor(8) as pool:  # many consoles asking within the same tick share one body
+                assert all(b == first for b in pool.map(lambda _: listing(), range(16)))
+            assert cache.builds == 1
+            later = engine.connect("later", "tests")
+            assert later.id in ids(listing()) and cache.builds == 2  # a session came: at once
+            clock.advance(engine.config.ash_interval_ms / 1000)
+            aged = listing()
+            assert cache.builds == 3 and aged["sessions"][0]["state_seconds"] > first["sessions"][0]["state_seconds"]
+            later.close()
+            assert later.id not in ids(listing())  # and went
+    finally:
+        engine.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from ...alerts import MAX_DURATION_SECONDS, AlertState, Category, Op, Rule, Severity
 from ...alerts import Alert as EngineAlert
@@ -13,6 +13,7 @@ from ...alerts import Silence as EngineSilence
 from ...auth import ApiRole, Principal
 from ...redaction import redact_url
 from ..deps import Admin, EngineDep, Monitor, Operator
+from ..models import JsonInt
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -155,7 +156,7 @@ class SilenceRequest(BaseModel):
     rule_id: StrictStr | None = Field(None, pattern=ID_PATTERN)
     labels: dict[Annotated[str, Field(max_length=128)], Annotated[StrictStr, Field(max_length=512)]] = Field(
         default_factory=dict, max_length=32)
-    expires_at: StrictInt | None = Field(None, ge=0, le=2**40, description="Unix seconds; or give duration_seconds")
+    expires_at: JsonInt | None = Field(None, ge=0, le=2**40, description="Unix seconds; or give duration_seconds")
     duration_seconds: PositiveSeconds | None = None
     comment: StrictStr | None = Field(None, max_length=1000)
 

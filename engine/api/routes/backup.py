@@ -7,14 +7,14 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from ...backup import Verification
 from ...backup_codec import COMPRESSIONS
 from ...backup_records import BackupRecord, BackupStatus, BackupType, RestoreMode, RestoreRecord
 from ...backup_schedule import CRON_PATTERN, MAX_RETENTION_DAYS, BackupSchedule
 from ..deps import Admin, EngineDep, Monitor, Operator
-from ..models import DATABASE_NAME, ts
+from ..models import DATABASE_NAME, JsonInt, ts
 
 router = APIRouter(prefix="/api/v1", tags=["backup"])
 
@@ -22,7 +22,7 @@ BackupId = Annotated[str, Path(min_length=1, max_length=128)]
 RestoreId = Annotated[str, Path(min_length=1, max_length=128)]
 CompressionAlgorithm = StrEnum("CompressionAlgorithm", {c: c for c in COMPRESSIONS})  # type: ignore[misc]
 # 0 passes the type so that the service refuses it with its own message; the document says what it accepts
-RetentionDays = Annotated[StrictInt, Field(ge=0, le=MAX_RETENTION_DAYS, json_schema_extra={"minimum": 1},
+RetentionDays = Annotated[JsonInt, Field(ge=0, le=MAX_RETENTION_DAYS, json_schema_extra={"minimum": 1},
                                            description="days the backup is kept; must be greater than 0")]
 _PATH = Annotated[StrictStr, Field(max_length=4096)]
 Cron = Annotated[StrictStr, Field(max_length=200, json_schema_extra={"pattern": CRON_PATTERN},
@@ -43,7 +43,8 @@ class _BackupOptions(BaseModel):
         None, description="AES-256-GCM with the configured backup key (RDBTOP_BACKUP_KEY or backup.key in the data "
                           "directory); true without a key is refused. null: the schedule's setting")
     destination: _PATH | None = Field(
-        None, description="the schedule's destination (the default) or a directory that already holds backups")
+        None, json_schema_extra={"pattern": "^/"},
+        description="the schedule's destination (the default) or a directory that already holds backups")
     retention_days: RetentionDays | None = Field(None, description="null: the schedule's retention_days")
     description: Annotated[StrictStr, Field(max_length=1000)] | None = None
     # additions
@@ -82,7 +83,7 @@ class RestoreRequest(BaseModel):
         description="absolute path of a new (missing or empty) data directory to restore into, inside a "
                     "directory named in RDBTOP_ALLOWED_DIRS; the live data directory by any name, or a "
                     "directory inside it or holding one of its files, is a 409")
-    point_in_time: Annotated[StrictInt, Field(ge=0, le=2**40)] | None = Field(
+    point_in_time: Annotated[JsonInt, Field(ge=0, le=2**40)] | None = Field(
         None, description="Unix seconds: restore the latest backup of the chain taken at or before it")
     verify_only: StrictBool | None = Field(None, description="restore into a scratch directory, check, discard")
     overwrite_existing: StrictBool | None = Field(
@@ -97,7 +98,8 @@ class BackupScheduleModel(BaseModel):
     retention_days: RetentionDays
     compression: StrictBool
     encryption: StrictBool = Field(description="true needs a configured backup key")
-    destination: _PATH = Field(description="absolute path of an existing directory inside the data directory or "
+    destination: _PATH = Field(json_schema_extra={"pattern": "^/"},
+                               description="absolute path of an existing directory inside the data directory or "
                                            "a directory named in RDBTOP_ALLOWED_DIRS")
     # additions
     compression_algorithm: CompressionAlgorithm = CompressionAlgorithm("zstd")  # type: ignore[valid-type]

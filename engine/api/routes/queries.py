@@ -9,14 +9,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr,
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr,
                       field_validator)
 
 from ...activity import StatementStatus, StatementView, cancel, statement_view
 from ...statements import Result
 from ...stats import StatementStats
 from ..deps import Admin, EngineDep, Monitor, Operator
-from ..models import CPU_TIME_NOTE, ts_ms
+from ..models import CPU_TIME_NOTE, JsonInt, ts_ms
 
 router = APIRouter(prefix="/api/v1/query", tags=["queries"])
 
@@ -138,13 +138,13 @@ class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description="one or more SQL statements")
     params: list[Param] | None = Field(None, max_length=MAX_PARAMS, description="positional parameters (?)")
-    limit: StrictInt | None = Field(None, ge=1, le=MAX_LIMIT, description=f"rows returned at most; default {DEFAULT_LIMIT}")
-    offset: StrictInt | None = Field(None, ge=0, le=MAX_OFFSET, description="rows skipped first (still read)")
-    timeout: StrictInt | None = Field(None, ge=1, le=86_400, description="seconds; can shorten the server's "
+    limit: JsonInt | None = Field(None, ge=1, le=MAX_LIMIT, description=f"rows returned at most; default {DEFAULT_LIMIT}")
+    offset: JsonInt | None = Field(None, ge=0, le=MAX_OFFSET, description="rows skipped first (still read)")
+    timeout: JsonInt | None = Field(None, ge=1, le=86_400, description="seconds; can shorten the server's "
                                                                   "query_timeout_secs for this request, not extend it")
     explain: StrictBool | None = Field(None, description="plan the (single) statement with EXPLAIN QUERY PLAN "
                                                         "and do not run it; rows are the plan's rows, plan its tree")
-    transaction_id: StrictInt | None = Field(None, ge=1, le=2**63 - 1, description="run in this open transaction")
+    transaction_id: JsonInt | None = Field(None, ge=1, le=2**63 - 1, description="run in this open transaction")
     # addition
     row_format: RowFormat = RowFormat.OBJECT
 

@@ -345,7 +345,15 @@ def lock_waiters(engine: EngineDep, _: Monitor) -> LockWaitGraph:
 @router.get("/locks/graph", response_model=LockWaitGraphWithTree)
 def lock_graph(engine: EngineDep, _: Monitor) -> LockWaitGraphWithTree:
     edges = engine.locks.edges()
-    sessions = {s.session_id: s for s in engine.sessions()}
+    tree = engine.locks.blocking_tree()
+    # only the sessions in the tree are read: copying every session cost more than the rest together
+    wanted: set[int] = set()
+    stack = list(tree)
+    while stack:
+        n = stack.pop()
+        wanted.add(n.session_id)
+        stack.extend(n.blocked)
+    sessions = {s.id: s.info() for s in engine.session_objects() if s.id in wanted}
     now = engine.clock.time()
 
     def node(n: BlockingNode) -> BlockingTreeNode:
@@ -358,7 +366,7 @@ def lock_graph(engine: EngineDep, _: Monitor) -> LockWaitGraphWithTree:
                                 blocked=[node(child) for child in n.blocked])
 
     return LockWaitGraphWithTree(waiters=_waiters(engine, edges), potential_deadlocks=wait_cycles(edges),
-                                 blocking_tree=[node(root) for root in engine.locks.blocking_tree()])
+                                 blocking_tree=[node(root) for root in tree])
 
 
 # -- deadlocks -------------------------------------------------------------------------------
