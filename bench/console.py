@@ -162,13 +162,15 @@ def serve(n_sessions: int, port: int) -> None:
 
 
 class Server:
-    """`serve` in a child process; stopped by closing its stdin, then by PID."""
+    """`serve` of `script` in a child process; stopped by closing its stdin, then by PID."""
+
+    script = __file__
 
     def __init__(self, n_sessions: int) -> None:
         self.n = n_sessions
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(n_sessions), str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, self.script, "--serve", str(n_sessions), str(self.port)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         try:
             self.key = (self.proc.stdout.readline() if self.proc.stdout else "").strip()
@@ -177,8 +179,7 @@ class Server:
             deadline = time.monotonic() + 120
             while True:
                 try:
-                    r = httpx.get(f"{self.url}/api/v1/stats/sessions", headers={"X-API-Key": self.key}, timeout=10)
-                    if r.status_code == 200:
+                    if self.up():
                         break
                 except httpx.TransportError:
                     pass
@@ -188,6 +189,11 @@ class Server:
         except BaseException:
             self.stop()
             raise
+
+    def up(self) -> bool:
+        """Whether the server answers as the bench needs it."""
+        r = httpx.get(f"{self.url}/api/v1/stats/sessions", headers={"X-API-Key": self.key}, timeout=10)
+        return r.status_code == 200
 
     def stop(self) -> None:
         try:

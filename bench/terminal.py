@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from console import Server, _free_port  # bench/ is this script's directory
+
 ROOT = Path(__file__).resolve().parent.parent
 PANE_KEYS = {"overview": "1", "sessions": "2", "queries": "3", "locks": "4", "ash": "5"}
 SETTLE_S = 4.0  # after a pane switch: its first poll, build and backfill are not steady state
@@ -126,64 +128,19 @@ def serve(n_sessions: int, port: int) -> None:
     engine.close()
 
 
-def _free_port() -> int:
-    import socket
+class Served(Server):
+    """`serve` in a child process, up once every session is in its place."""
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    script = __file__
 
-
-class Served:
-    """`serve` in a child process, up once every session is in its place; stopped by closing stdin."""
-
-    def __init__(self, n_sessions: int) -> None:
+    def up(self) -> bool:
         import httpx
 
-        self.n = n_sessions
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(n_sessions), str(self.port)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        try:
-            self.key = (self.proc.stdout.readline() if self.proc.stdout else "").strip()
-            if not self.key:
-                raise RuntimeError(f"server with {n_sessions} sessions printed no key")
-            want = max(LOCK_GROUPS * (1 + WAITERS_PER_GROUP) + 1, int(n_sessions * IN_STATEMENT))
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    r = httpx.get(f"{self.url}/api/v1/stats/sessions", params={"state": "active,waiting"},
-                                  headers={"X-API-Key": self.key}, timeout=10)
-                    # holders are idle in a transaction; every other busy session runs its statement
-                    if r.status_code == 200 and len(r.json()["sessions"]) >= want - LOCK_GROUPS:
-                        break
-                except httpx.TransportError:
-                    pass
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server with {n_sessions} sessions did not come up")
-                time.sleep(0.1)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            if self.proc.stdin:
-                self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()  # by PID: this Popen's own process
-            self.proc.wait(10)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        want = max(LOCK_GROUPS * (1 + WAITERS_PER_GROUP) + 1, int(self.n * IN_STATEMENT))
+        r = httpx.get(f"{self.url}/api/v1/stats/sessions", params={"state": "active,waiting", "limit": self.n},
+                      headers={"X-API-Key": self.key}, timeout=10)
+        # holders are idle in a transaction; every other busy session runs its statement
+        return r.status_code == 200 and len(r.json()["sessions"]) >= want - LOCK_GROUPS
 
 
 # -- PostgreSQL and pg_activity, when installed --------------------------------------------------

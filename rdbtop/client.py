@@ -71,7 +71,7 @@ class RdbClient:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials or Credentials()
         self._login: tuple[str, str] | None = None  # kept to log in again when a restarted server forgot the token
-        # Loading the CA bundle for certificate checks took a tenth of the console's start; a plain
+        # Loading the CA bundle for certificate checks is a good part of the console's start; a plain
         # http:// server is never asked over TLS (only relative paths, no redirects followed), so only
         # an https:// one pays for it.
         self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout,

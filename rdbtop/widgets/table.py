@@ -3,9 +3,8 @@
 A ScrollView whose render_line draws one row from the rows it was given: only the lines on
 screen are ever rendered, each row's line is kept (a strip cache) until its values change, and a
 sync refreshes only the screen cells whose values changed, so the compositor renders and the
-terminal is sent those cells and nothing else. (Built on DataTable before, the console spent
-most of its time at 1,000 sessions in DataTable re-rendering every visible cell through Rich
-whenever any cell changed, and the whole table was sent to the terminal again each tick.)
+terminal is sent those cells and nothing else. (DataTable re-renders every visible cell through
+Rich whenever any cell changes, and its whole region is sent to the terminal again.)
 
 Columns have fixed widths (a stable layout) except one flexible column, and each has a priority:
 when the table is narrow the least important columns go first. Every cell goes through
@@ -428,19 +427,20 @@ class RowKey:
 
 def _cell(text: Text, width: int, right: bool, console: Any) -> list[Segment]:
     """One cell's segments: the text cut or padded to `width`, with PAD blanks either side. The
-    padding is styled as Rich pads a justified Text (right: in the text's style; left: plain), so
-    a cell draws as DataTable drew it."""
+    blanks take the text's colour (and nothing else of its style, so they look as DataTable's):
+    a row in one colour is then one run of one style, which the terminal is sent with one
+    escape sequence instead of one per cell and gap."""
     style = console.get_style(text.style) if text.style else None
     # Text.render leaves out the text's own style when it has no spans (Rich applies it on the way
     # through Console.render, which is what this skips)
     line = [seg for seg in (text.render(console) if text.spans else [Segment(text.plain, style)]) if seg.text]
+    blank = Style.from_color(style.color) if style is not None and style.color is not None else None
     length = text.cell_len
     if length > width:
         line = Segment.adjust_line_length(line, width)
         length = width
-    pad = Segment(" " * PAD)
+    pad = Segment(" " * PAD, blank)
     if length == width:
         return [pad, *line, pad]
-    if right:
-        return [pad, Segment(" " * (width - length), style), *line, pad]
-    return [pad, *line, Segment(" " * (width - length)), pad]
+    fill = Segment(" " * (width - length), blank)
+    return [pad, fill, *line, pad] if right else [pad, *line, fill, pad]
