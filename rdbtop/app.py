@@ -11,9 +11,10 @@ from functools import partial
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.notifications import Notification, SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
@@ -45,6 +46,7 @@ from .widgets.line import Line, Part, fit
 from .widgets.table import KeyedTable
 
 MUTATING = {"cancel_query", "terminate", "acknowledge", "maintenance", "backup"}
+MAX_TOASTS = 3  # on screen at once, so that they never climb over the status line
 PROMPTING = {"filter"} | MUTATING
 SESSION_PANES = {"sessions", "queries", "locks"}
 # what each key does, for the help screen (the footer shows the short descriptions)
@@ -137,6 +139,7 @@ class RdbTop(App[int]):
         self.retry_in = 0.0
         self.actions = Actions(self)
         self._root_wanted: int | None = None  # `g` switched to the Sessions pane: select this once it is drawn
+        self._toasts: dict[str, Notification] = {}  # the latest notice of each kind
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -226,6 +229,45 @@ class RdbTop(App[int]):
         if action == "ash_window":
             return active == "ash"
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """An action key that does nothing here (read-only, watch, a monitor role) says why."""
+        binding = next((b for b in self.BINDINGS if isinstance(b, Binding) and b.key == event.key), None)
+        if binding is None or len(self.screen_stack) > 1 or self.actions.asking:
+            return
+        if binding.action in MUTATING and not self.mutations_allowed or \
+                binding.action in PROMPTING and self.settings.watch:
+            why = "watch mode is a read-only kiosk" if self.settings.watch else \
+                "the console runs read-only (--read-only)" if self.settings.read_only else \
+                "the server gives this login the monitor role, which may only read"
+            self.notify(f"{binding.key}: {binding.description} is off: {why}.", kind="off")
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False, kind: str | None = None) -> None:
+        """A notice: plain text (a server's message is never markup); a newer one of the same kind
+        (its title, else its text) replaces the one on screen, and the oldest go while more than
+        MAX_TOASTS show or they would climb over the tab bar and the status line."""
+        kind = kind or title or message
+        old = self._toasts.pop(kind, None)
+        if old is not None:
+            self._unnotify(old, refresh=False)
+        notification = Notification(message, title, severity,
+                                    self.NOTIFICATION_TIMEOUT if timeout is None else timeout, markup=markup)
+        self._toasts = {k: n for k, n in self._toasts.items() if n in self._notifications}  # not expired, not clicked
+        self._toasts[kind] = notification
+        room = self.size.height - 4  # status line, tab bar and its rule, footer
+        while len(self._toasts) > 1 and (len(self._toasts) > MAX_TOASTS or
+                                         sum(map(self._toast_height, self._toasts.values())) > room):
+            self._unnotify(self._toasts.pop(next(iter(self._toasts))), refresh=False)
+        # added at once, as Textual's own Notify handler does, so that the next notice counts it
+        self._notifications.add(notification)
+        self._refresh_notifications()
+
+    def _toast_height(self, notification: Notification) -> int:
+        """Rows a toast takes: its wrapped text and title, padding above and below, a margin."""
+        width = max(10, min(60, self.size.width // 2) - 4)  # Textual's toast: 60 wide, at most half the screen
+        lines = sum(max(1, -(-len(line) // width)) for line in notification.message.split("\n"))
+        return lines + bool(notification.title) + 3
 
     # -- polling ---------------------------------------------------------------------------
 
@@ -437,13 +479,13 @@ class RdbTop(App[int]):
             self.notify(f"The {pane.title} pane has one order only.")
             return
         self.sorts[pane.key] = (self.sorts.get(pane.key, 0) + 1) % len(pane.sorts)
-        self.notify(f"{pane.title}: sorted by {pane.sorts[self.sorts[pane.key]]}")
+        self.notify(f"{pane.title}: sorted by {pane.sorts[self.sorts[pane.key]]}", kind="sort")
         self.draw()
         self._sessions_view_changed()
 
     def action_hide_idle(self) -> None:
         self.hide_idle = not self.hide_idle
-        self.notify("Idle sessions hidden." if self.hide_idle else "Idle sessions shown.")
+        self.notify("Idle sessions hidden." if self.hide_idle else "Idle sessions shown.", kind="idle")
         self.draw()
         self._sessions_view_changed()
 
@@ -457,7 +499,7 @@ class RdbTop(App[int]):
     def _set_interval(self, direction: int) -> None:
         if self.poller is not None:
             self.interval = self.poller.step_interval(direction)
-        self.notify(f"Refreshing every {duration(self.interval)}.")
+        self.notify(f"Refreshing every {duration(self.interval)}.", kind="interval")
         self._update_status()
 
     def action_slower(self) -> None:
@@ -478,7 +520,7 @@ class RdbTop(App[int]):
     def action_next_theme(self) -> None:
         names = self.theme_names
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
-        self.notify(f"Theme: {self.theme}")
+        self.notify(f"Theme: {self.theme}", kind="theme")
 
     def _theme_changed(self, _theme: object) -> None:
         if self.shown is not None:
@@ -491,7 +533,7 @@ class RdbTop(App[int]):
         if self.poller is not None:
             self.poller.ash_window = self.ash_window
             self.poller.poll_now()
-        self.notify(f"ASH window: {self.ash_window // 60} minutes")
+        self.notify(f"ASH window: {self.ash_window // 60} minutes", kind="ash window")
         self.draw()
 
     def selected_target(self) -> SessionTarget | None:

@@ -56,11 +56,11 @@ async def loaded(pilot) -> None:  # type: ignore[no-untyped-def]
 
 
 @asynccontextmanager
-async def running(server: FakeServer, size: tuple[int, int] = (120, 40),
+async def running(server: FakeServer, size: tuple[int, int] = (120, 40), toasts: bool = False,
                   **settings: object) -> AsyncIterator[tuple[RdbTop, object]]:
-    """The app over `server`, started and showing its first snapshot."""
+    """The app over `server`, started and showing its first snapshot (and its toasts, if asked)."""
     app = make_app(server, **settings)
-    async with app.run_test(size=size) as pilot:
+    async with app.run_test(size=size, notifications=toasts) as pilot:
         await loaded(pilot)
         yield app, pilot
 

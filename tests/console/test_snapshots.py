@@ -96,3 +96,12 @@ def test_selected_row_gone_after_a_terminate_at_80x24(snap_compare) -> None:  # 
         await pilot.pause()
 
     assert snap_compare(make_app(server), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_notices_of_one_kind_replace_each_other_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await showing("sessions")(pilot)
+        await pilot.press(*"stststi+-")
+        await pilot.pause()
+
+    assert snap_compare(make_app(FakeServer()), terminal_size=(80, 24), run_before=run_before)
