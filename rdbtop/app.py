@@ -47,6 +47,7 @@ from .widgets.table import KeyedTable
 
 MUTATING = {"cancel_query", "terminate", "acknowledge", "maintenance", "backup"}
 MAX_TOASTS = 3  # on screen at once, so that they never climb over the status line
+NARROW_FOOTER = 100  # columns below which the footer packs its keys
 PROMPTING = {"filter"} | MUTATING
 SESSION_PANES = {"sessions", "queries", "locks"}
 # what each key does, for the help screen (the footer shows the short descriptions)
@@ -158,7 +159,8 @@ class RdbTop(App[int]):
             for i, pane in enumerate(PANES, 1):
                 with TabPane(f"{i} {pane.title}", id=pane.key):
                     yield self.panes[pane.key]
-        yield Footer()
+        self.footer = Footer()
+        yield self.footer
 
     async def on_mount(self) -> None:
         self.refresh_css(animate=False)  # a theme named by TEXTUAL_THEME would otherwise keep default colours
@@ -179,7 +181,10 @@ class RdbTop(App[int]):
         self.draw()  # a poll may have come in while it was built
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own theme command offers its every built-in theme; ours offers those `t` cycles
+        yield from (c for c in super().get_system_commands(screen) if c.callback != self.action_change_theme)
+        for name in self.theme_names:
+            yield SystemCommand(f"Theme: {name}", "one of the themes t cycles through", partial(self._use_theme, name))
         for i, pane in enumerate(PANES, 1):
             yield SystemCommand(f"Pane: {pane.title}", f"show the {pane.title} pane (key {i})",
                                 partial(self.action_pane, pane.key))
@@ -197,7 +202,7 @@ class RdbTop(App[int]):
         return View(now=self.clock(), palette=Palette.of(variables, self.monochrome), filter=self.filter,
                     hide_idle=self.hide_idle, sort=self.sorts.get(self.pane.key, 0), ash_window=self.ash_window,
                     history=self.history, backup_max_age_seconds=self.settings.backup_max_age_hours * 3600,
-                    kiosk=self.settings.watch)
+                    kiosk=self.settings.watch, actions=self.mutations_allowed)
 
     def draw(self) -> None:
         # a paused display is frozen as it is, whatever it was read for
@@ -420,7 +425,12 @@ class RdbTop(App[int]):
                               Text("PAUSED", style="bold reverse")))
         self.status.show(fit(parts, (self.status.content_size.width or self.size.width - 2)))
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        # Below 100 columns the footer's keys fit only packed and without the palette's own key
+        # (ctrl+p still opens it; the help screen lists it): else the last one is cut mid-word.
+        narrow = event.size.width < NARROW_FOOTER
+        self.footer.compact = narrow
+        self.footer.show_command_palette = not narrow
         self._update_status()
 
     # -- navigation and view keys ------------------------------------------------------------
@@ -456,7 +466,7 @@ class RdbTop(App[int]):
         self.refresh_bindings()
 
     def action_help(self) -> None:
-        keys = KEY_HELP + ([] if not self.mutations_allowed else KEY_HELP_MUTATING)
+        keys = ([] if not self.mutations_allowed else KEY_HELP_MUTATING) + KEY_HELP  # what acts, first
         note = ("Watch mode: a read-only kiosk; no action keys and no prompts." if self.settings.watch else
                 "Read-only: cancel, terminate, acknowledge, maintenance and backup are switched off."
                 if self.settings.read_only else
@@ -521,6 +531,9 @@ class RdbTop(App[int]):
         names = self.theme_names
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
         self.notify(f"Theme: {self.theme}", kind="theme")
+
+    def _use_theme(self, name: str) -> None:
+        self.theme = name
 
     def _theme_changed(self, _theme: object) -> None:
         if self.shown is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 
 from engine import Engine, EngineConfig
 from engine.api import create_app
@@ -39,6 +41,13 @@ def make_app(server: FakeServer, **settings: object) -> RdbTop:
     values: dict[str, object] = {"url": "http://fake", "interval": 60.0}  # one poll unless a test asks for more
     values.update(settings)
     return RdbTop(Settings(**values), FakeSource(server), clock=lambda: server.now)  # type: ignore[arg-type]
+
+
+def plain(widget: object, width: int = 200) -> str:
+    """What a widget renders, as plain text (a Rich table too)."""
+    console = Console(width=width, file=io.StringIO(), record=True)
+    console.print(widget.content)  # type: ignore[attr-defined]
+    return console.export_text()
 
 
 async def until(pilot, condition: Callable[[], object], timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
