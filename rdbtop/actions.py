@@ -61,10 +61,10 @@ class Actions:
             self.app.poller.poll_now()
 
     def _error(self, message: str) -> None:
-        self.app.notify(message, severity="error", timeout=10)
+        self.app.notify(message, severity="error", timeout=10, kind="action failed")
 
     def _warn(self, message: str) -> None:
-        self.app.notify(message, severity="warning", timeout=10)
+        self.app.notify(message, severity="warning", timeout=10, kind="action refused")
 
     def _ask(self, screen: ModalScreen[Any], last: bool = True) -> asyncio.Future[Any]:
         """Open a dialog now, in the handler of the key that asked for it, and return its answer to come.

@@ -11,9 +11,10 @@ from functools import partial
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.notifications import Notification, SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
@@ -46,6 +47,8 @@ from .widgets.line import Line, Part, fit
 from .widgets.table import KeyedTable
 
 MUTATING = {"cancel_query", "terminate", "acknowledge", "maintenance", "backup"}
+MAX_TOASTS = 3  # on screen at once, so that they never climb over the status line
+NARROW_FOOTER = 100  # columns below which the footer packs its keys
 PROMPTING = {"filter"} | MUTATING
 SESSION_PANES = {"sessions", "queries", "locks"}
 # what each key does, for the help screen (the footer shows the short descriptions)
@@ -141,6 +144,7 @@ class RdbTop(App[int]):
         self.retry_in = 0.0
         self.actions = Actions(self)
         self._root_wanted: int | None = None  # `g` switched to the Sessions pane: select this once it is drawn
+        self._toasts: dict[str, Notification] = {}  # the latest notice of each kind
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -159,7 +163,8 @@ class RdbTop(App[int]):
             for i, pane in enumerate(PANES, 1):
                 with TabPane(f"{i} {pane.title}", id=pane.key):
                     yield self.panes[pane.key]
-        yield Footer()
+        self.footer = Footer()
+        yield self.footer
 
     async def on_mount(self) -> None:
         self.refresh_css(animate=False)  # a theme named by TEXTUAL_THEME would otherwise keep default colours
@@ -180,7 +185,10 @@ class RdbTop(App[int]):
         self.draw()  # a poll may have come in while it was built
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own theme command offers its every built-in theme; ours offers those `t` cycles
+        yield from (c for c in super().get_system_commands(screen) if c.callback != self.action_change_theme)
+        for name in self.theme_names:
+            yield SystemCommand(f"Theme: {name}", "one of the themes t cycles through", partial(self._use_theme, name))
         for i, pane in enumerate(PANES, 1):
             yield SystemCommand(f"Pane: {pane.title}", f"show the {pane.title} pane (key {i})",
                                 partial(self.action_pane, pane.key))
@@ -199,7 +207,7 @@ class RdbTop(App[int]):
                     hide_idle=self.hide_idle, sort=self.sorts.get(self.pane.key, 0),
                     reverse=self.sorts_reversed.get(self.pane.key, False), ash_window=self.ash_window,
                     history=self.history, backup_max_age_seconds=self.settings.backup_max_age_hours * 3600,
-                    kiosk=self.settings.watch)
+                    kiosk=self.settings.watch, actions=self.mutations_allowed)
 
     def draw(self) -> None:
         # a paused display is frozen as it is, whatever it was read for
@@ -231,6 +239,45 @@ class RdbTop(App[int]):
         if action == "ash_window":
             return active == "ash"
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """An action key that does nothing here (read-only, watch, a monitor role) says why."""
+        binding = next((b for b in self.BINDINGS if isinstance(b, Binding) and b.key == event.key), None)
+        if binding is None or len(self.screen_stack) > 1 or self.actions.asking:
+            return
+        if binding.action in MUTATING and not self.mutations_allowed or \
+                binding.action in PROMPTING and self.settings.watch:
+            why = "watch mode is a read-only kiosk" if self.settings.watch else \
+                "the console runs read-only (--read-only)" if self.settings.read_only else \
+                "the server gives this login the monitor role, which may only read"
+            self.notify(f"{binding.key}: {binding.description} is off: {why}.", kind="off")
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False, kind: str | None = None) -> None:
+        """A notice: plain text (a server's message is never markup); a newer one of the same kind
+        (its title, else its text) replaces the one on screen, and the oldest go while more than
+        MAX_TOASTS show or they would climb over the tab bar and the status line."""
+        kind = kind or title or message
+        old = self._toasts.pop(kind, None)
+        if old is not None:
+            self._unnotify(old, refresh=False)
+        notification = Notification(message, title, severity,
+                                    self.NOTIFICATION_TIMEOUT if timeout is None else timeout, markup=markup)
+        self._toasts = {k: n for k, n in self._toasts.items() if n in self._notifications}  # not expired, not clicked
+        self._toasts[kind] = notification
+        room = self.size.height - 4  # status line, tab bar and its rule, footer
+        while len(self._toasts) > 1 and (len(self._toasts) > MAX_TOASTS or
+                                         sum(map(self._toast_height, self._toasts.values())) > room):
+            self._unnotify(self._toasts.pop(next(iter(self._toasts))), refresh=False)
+        # added at once, as Textual's own Notify handler does, so that the next notice counts it
+        self._notifications.add(notification)
+        self._refresh_notifications()
+
+    def _toast_height(self, notification: Notification) -> int:
+        """Rows a toast takes: its wrapped text and title, padding above and below, a margin."""
+        width = max(10, min(60, self.size.width // 2) - 4)  # Textual's toast: 60 wide, at most half the screen
+        lines = sum(max(1, -(-len(line) // width)) for line in notification.message.split("\n"))
+        return lines + bool(notification.title) + 3
 
     # -- polling ---------------------------------------------------------------------------
 
@@ -329,6 +376,7 @@ class RdbTop(App[int]):
         self.down_reason = str(exc)
         self.retry_in = retry_in or 0.0
         self._show_banner()
+        self._update_status()
 
     def _show_banner(self) -> None:
         if self.down_since is not None:
@@ -384,7 +432,12 @@ class RdbTop(App[int]):
                               Text("PAUSED", style="bold reverse")))
         self.status.show(fit(parts, (self.status.content_size.width or self.size.width - 2)))
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        # Below 100 columns the footer's keys fit only packed and without the palette's own key
+        # (ctrl+p still opens it; the help screen lists it): else the last one is cut mid-word.
+        narrow = event.size.width < NARROW_FOOTER
+        self.footer.compact = narrow
+        self.footer.show_command_palette = not narrow
         self._update_status()
 
     # -- navigation and view keys ------------------------------------------------------------
@@ -424,7 +477,7 @@ class RdbTop(App[int]):
         self.refresh_bindings()
 
     def action_help(self) -> None:
-        keys = KEY_HELP + ([] if not self.mutations_allowed else KEY_HELP_MUTATING)
+        keys = ([] if not self.mutations_allowed else KEY_HELP_MUTATING) + KEY_HELP  # what acts, first
         note = ("Watch mode: a read-only kiosk; no action keys and no prompts." if self.settings.watch else
                 "Read-only: cancel, terminate, acknowledge, maintenance and backup are switched off."
                 if self.settings.read_only else
@@ -468,13 +521,13 @@ class RdbTop(App[int]):
         self.sorts[pane.key], self.sorts_reversed[pane.key] = index, reverse
         order = pane.orders[index] if pane.orders else None
         how = "" if order is None else (" (reversed)" if index == 0 and reverse else f" {order.arrow(reverse)}")
-        self.notify(f"{pane.title}: sorted by {pane.sorts[index]}{how}")
+        self.notify(f"{pane.title}: sorted by {pane.sorts[index]}{how}", kind="sort")
         self.draw()
         self._sessions_view_changed()
 
     def action_hide_idle(self) -> None:
         self.hide_idle = not self.hide_idle
-        self.notify("Idle sessions hidden." if self.hide_idle else "Idle sessions shown.")
+        self.notify("Idle sessions hidden." if self.hide_idle else "Idle sessions shown.", kind="idle")
         self.draw()
         self._sessions_view_changed()
 
@@ -488,7 +541,7 @@ class RdbTop(App[int]):
     def _set_interval(self, direction: int) -> None:
         if self.poller is not None:
             self.interval = self.poller.step_interval(direction)
-        self.notify(f"Refreshing every {duration(self.interval)}.")
+        self.notify(f"Refreshing every {duration(self.interval)}.", kind="interval")
         self._update_status()
 
     def action_slower(self) -> None:
@@ -509,7 +562,10 @@ class RdbTop(App[int]):
     def action_next_theme(self) -> None:
         names = self.theme_names
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
-        self.notify(f"Theme: {self.theme}")
+        self.notify(f"Theme: {self.theme}", kind="theme")
+
+    def _use_theme(self, name: str) -> None:
+        self.theme = name
 
     def _theme_changed(self, _theme: object) -> None:
         if self.shown is not None:
@@ -522,7 +578,7 @@ class RdbTop(App[int]):
         if self.poller is not None:
             self.poller.ash_window = self.ash_window
             self.poller.poll_now()
-        self.notify(f"ASH window: {self.ash_window // 60} minutes")
+        self.notify(f"ASH window: {self.ash_window // 60} minutes", kind="ash window")
         self.draw()
 
     def selected_target(self) -> SessionTarget | None:

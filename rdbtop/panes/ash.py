@@ -15,8 +15,12 @@ from ..widgets.line import Line
 from ..widgets.table import Column, KeyedTable, Row
 from .base import Pane, View
 
-# group: (title, whether its example, SQL text or user@program, follows the key)
-TOP = {"sql_id": ("Top SQL", True), "session": ("Top sessions", True), "wait_event": ("Top wait events", False)}
+PCT = Column("pct", "%", 5, right=True)
+# each top list's columns: the SQL text before its sql_id, which goes first when the pane is narrow
+# (a hash alone says nothing); a session's id before its user@program
+TOP = {"sql_id": [Column("example", "Top SQL"), Column("key", "sql_id", 8, drop=1), PCT],
+       "session": [Column("key", "Sess", 5, right=True, drop=1), Column("example", "Top sessions"), PCT],
+       "wait_event": [Column("key", "Top wait events"), PCT]}
 
 
 def bucketed(samples: list[AshSample], start: float, seconds: int, columns: int) -> list[dict[str, float]]:
@@ -42,8 +46,8 @@ class AshPane(Pane):
         yield Line(classes="caption")
         yield Static(classes="chart")
         with Horizontal(classes="tops"):
-            for group, (title, _example) in TOP.items():
-                yield KeyedTable([Column("key", title), Column("pct", "%", 5, right=True)], id=f"top-{group}")
+            for group, columns in TOP.items():
+                yield KeyedTable(columns, id=f"top-{group}")
 
     def draw(self, snap: Snapshot, view: View) -> None:
         p = view.palette
@@ -63,8 +67,8 @@ class AshPane(Pane):
         chart.update(Text.assemble(bars, "\n", legend))
         self.set_caption(f"Active sessions by wait class, last {view.ash_window // 60} min "
                          f"({len(samples)} samples) · w: window 5/15/60 min")
-        for group, (_title, example) in TOP.items():
-            buckets = snap.ash_top.get(group, [])
-            rows = [Row(b.key, {"key": (f"{b.key} {b.example}" if example and b.example else b.key),
-                                "pct": "–" if b.percent is None else f"{b.percent:.0f}"}) for b in buckets]
+        for group in TOP:
+            rows = [Row(b.key, {"key": b.key, "example": b.example or b.key,
+                                "pct": "–" if b.percent is None else f"{b.percent:.0f}"})
+                    for b in snap.ash_top.get(group, [])]
             self.query_one(f"#top-{group}", KeyedTable).sync(rows)

@@ -11,13 +11,14 @@ from textual.widgets import Static
 from ..format import age, duration, size
 from ..model import Snapshot
 from ..safe import safe_text
+from ..widgets.line import Part, fit
 from ..widgets.table import Column, KeyedTable, Row
 from .base import Pane, View
 
 COLUMNS = [
     Column("id", "Backup", 16), Column("type", "Type", 11), Column("status", "Status", 10),
     Column("size", "Size", 10, right=True), Column("duration", "Took", 6, right=True, drop=1),
-    Column("age", "Age", 7, right=True), Column("detail", "Error / location"),
+    Column("age", "Age", 7, right=True), Column("detail", "Error / path"),
 ]
 
 
@@ -46,10 +47,14 @@ class BackupsPane(Pane):
             limit, source = (snap.backup_age_limit_hours * 3600, "the alert threshold") \
                 if snap.backup_age_limit_hours is not None else (view.backup_max_age_seconds, "backup_max_age_hours")
             old = snap.taken_at - finished > limit
-            line = safe_text(f"Last good backup finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(finished))}"
-                             f" ({age(finished, snap.taken_at)} ago)"
-                             + (f", older than {source} ({duration(limit)})" if old else ""),
-                             width, style=p.critical if old else p.ok)
+            style = p.critical if old else p.ok
+            parts = [Part(Text(f"Last good backup finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(finished))}"
+                               f" ({age(finished, snap.taken_at)} ago)", style=style),
+                          Text(f"Last good backup {age(finished, snap.taken_at)} ago", style=style))]
+            if old:
+                parts.append(Part(Text(f"older than {source} ({duration(limit)})", style=style),
+                                  Text(f"over {duration(limit)}", style=style)))
+            line = fit(parts, width, sep=", ")
         else:
             line = safe_text("No good backup on record.", width, style=p.critical)
         s = snap.schedule

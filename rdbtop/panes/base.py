@@ -82,6 +82,7 @@ class View:
     history: History = field(default_factory=History)
     backup_max_age_seconds: float = 26 * 3600
     kiosk: bool = False
+    actions: bool = True  # the action keys work here (not read-only, watch, or a monitor role)
 
 
 @dataclass(frozen=True)

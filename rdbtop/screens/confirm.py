@@ -7,7 +7,7 @@ has the focus from the start, `y` and `n` are not keys of it, and it is answered
 
 from __future__ import annotations
 
-from rich.text import Text
+from rich.table import Table
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -54,12 +54,14 @@ class ConfirmScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(safe_text(self.title_text, 70), classes="title")
-            facts = Text(end="")
-            for i, (label, value) in enumerate(self.facts):
-                if i:
-                    facts.append("\n")
-                facts.append(f"{label:>10}  ", style="bold")
-                facts.append_text(safe_text(value, 240))  # wraps: the SQL shown is what is acted on
+            # a grid, so that a long value (the SQL acted on) wraps inside its own column
+            facts = Table.grid(padding=(0, 2))
+            facts.add_column(justify="right", style="bold", no_wrap=True)
+            facts.add_column(overflow="fold")
+            for label, value in self.facts:
+                text = safe_text(value, 240)
+                text.no_wrap, text.overflow = False, "fold"
+                facts.add_row(label, text)
             yield Static(facts, classes="facts")
             if self.note_placeholder is not None:
                 yield Input(placeholder=self.note_placeholder, id="note", max_length=500, select_on_focus=False)

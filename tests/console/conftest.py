@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 
 from engine import Engine, EngineConfig
 from engine.api import create_app
@@ -44,6 +46,13 @@ def make_app(server: FakeServer, **settings: object) -> RdbTop:
     return RdbTop(Settings(**values), FakeSource(server), clock=lambda: server.now)  # type: ignore[arg-type]
 
 
+def plain(widget: object, width: int = 200) -> str:
+    """What a widget renders, as plain text (a Rich table too)."""
+    console = Console(width=width, file=io.StringIO(), record=True)
+    console.print(widget.content)  # type: ignore[attr-defined]
+    return console.export_text()
+
+
 async def until(pilot, condition: Callable[[], object], timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     """Let the app run until `condition()` holds; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -59,11 +68,11 @@ async def loaded(pilot) -> None:  # type: ignore[no-untyped-def]
 
 
 @asynccontextmanager
-async def running(server: FakeServer, size: tuple[int, int] = (120, 40),
+async def running(server: FakeServer, size: tuple[int, int] = (120, 40), toasts: bool = False,
                   **settings: object) -> AsyncIterator[tuple[RdbTop, object]]:
-    """The app over `server`, started and showing its first snapshot."""
+    """The app over `server`, started and showing its first snapshot (and its toasts, if asked)."""
     app = make_app(server, **settings)
-    async with app.run_test(size=size) as pilot:
+    async with app.run_test(size=size, notifications=toasts) as pilot:
         await loaded(pilot)
         yield app, pilot
 

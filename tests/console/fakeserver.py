@@ -55,26 +55,39 @@ def initial_sessions() -> list[dict[str, Any]]:
     ]
 
 
+def _alert(aid: str, severity: str, title: str, description: str, triggered: int, state: str, rule: str,
+           metric: str, value: float, threshold: float, count: int, by: str | None) -> dict[str, Any]:
+    return {"alert_id": aid, "severity": severity, "title": title, "description": description,
+            "triggered_at": triggered, "acknowledged": by is not None, "state": state, "category": "Performance",
+            "rule": rule, "metric": metric, "operator": ">", "value": value, "threshold": threshold, "unit": None,
+            "acknowledged_by": by, "acknowledged_at": triggered + 60 if by else None, "acknowledge_note": None,
+            "resolved_at": None, "occurrence_count": count, "last_fired_at": triggered, "pending_since": None,
+            "silenced_by": None, "labels": {"sessions": "2,9"}}
+
+
+def _backup(bid: str, kind: str, status: str, start: int, took: int, size: int | None, error: str | None = None,
+            completed: bool = True) -> dict[str, Any]:
+    return {"backup_id": bid, "backup_type": kind, "status": status, "start_time": start,
+            "completion_time": start + took if completed else None, "snapshot_time": start, "size_bytes": size,
+            "compressed_size_bytes": size, "stored_bytes": size, "location": f"/backups/{bid[-4:]}",
+            "description": None, "base_backup_id": bid, "parent_backup_id": None, "error_message": error}
+
+
 class FakeServer:
     def __init__(self) -> None:
         self.now = NOW
         self.sessions = initial_sessions()
         self.alerts: list[dict[str, Any]] = [
-            {"alert_id": "a1", "severity": "critical", "title": "Root blocker holds 2 sessions", "description": "x",
-             "triggered_at": NOW - 90, "acknowledged": False, "state": "firing", "category": "Performance",
-             "value": 2.0, "threshold": 1.0, "occurrence_count": 3, "acknowledged_by": None},
-            {"alert_id": "a2", "severity": "warning", "title": "Cache hit ratio below 95 %", "description": "y",
-             "triggered_at": NOW - 600, "acknowledged": True, "state": "acknowledged", "category": "Performance",
-             "value": 0.93, "threshold": 0.95, "occurrence_count": 1, "acknowledged_by": "oncall"},
+            _alert("a1", "critical", "Root blocker holds 2 sessions", "x", NOW - 90, "firing", "blocked_session",
+                   "lock_wait_seconds", 2.0, 1.0, 3, None),
+            _alert("a2", "warning", "Cache hit ratio below 95 %", "y", NOW - 600, "acknowledged", "cache_hit_ratio",
+                   "cache_hit_ratio", 0.93, 0.95, 1, "oncall"),
             {"alert_id": "a3", "severity": "info", "title": "[bold]markup[/bold] \x1b[5mblink", "description": "z",
              "triggered_at": NOW - 30, "acknowledged": False},  # RustyDB's shape: no state, no value
         ]
         self.backups: list[dict[str, Any]] = [
-            {"backup_id": "backup_0001", "backup_type": "full", "status": "completed", "start_time": NOW - 30 * 3600,
-             "completion_time": NOW - 30 * 3600 + 42, "size_bytes": 52_428_800, "location": "/backups/0001"},
-            {"backup_id": "backup_0002", "backup_type": "incremental", "status": "failed",
-             "start_time": NOW - 3 * 3600, "completion_time": NOW - 3 * 3600 + 5, "size_bytes": None,
-             "location": "/backups/0002", "error_message": "disk full"},
+            _backup("backup_0001", "full", "completed", NOW - 30 * 3600, 42, 52_428_800),
+            _backup("backup_0002", "incremental", "failed", NOW - 3 * 3600, 5, None, "disk full"),
         ]
         self.calls: list[tuple[str, str, Any]] = []
         self.reads: list[tuple[str, dict[str, str]]] = []  # every GET: path and query parameters
@@ -131,40 +144,53 @@ class FakeServer:
         if method == "GET":
             fixed = {
                 "/stats/performance": self._performance, "/admin/health": self._health, "/server/info": self._info,
-                "/stats/sessions": lambda: {"sessions": self.sessions, "active_sessions": 3, "idle_sessions": 2},
+                "/stats/sessions": self._sessions,
                 "/query/active": self._active, "/transactions/locks/graph": self._graph,
                 "/transactions/locks": self._locks, "/transactions/deadlocks": self._deadlocks,
-                "/alerts": lambda: {"alerts": self.alerts, "active_count": 2},
+                "/alerts": lambda: {"alerts": self.alerts, "active_count": 2, "total_count": len(self.alerts)},
                 "/backup/list": lambda: {"backups": self.backups, "total_count": len(self.backups)},
                 "/backup/schedule": lambda: {"enabled": True, "full_backup_cron": "0 2 * * *",
                                              "incremental_backup_cron": "0 * * * *", "retention_days": 14,
-                                             "compression": True, "encryption": False, "destination": "/backups"},
+                                             "compression": True, "encryption": False, "destination": "/backups",
+                                             "compression_algorithm": "zstd"},
                 "/monitoring/ash": lambda: self._ash(params),
                 "/config": lambda: {"settings": {"deadlock_check_interval_ms": 1000, "lock_timeout_ms": 30000},
-                                    "version": "0.6.0", "build_date": "2027-01-01", "features": [],
-                                    "settings_meta": {}},
-                "/auth/validate": lambda: {"valid": self.role is not None, "role": self.role},
-                "/alerts/rules": lambda: [{"rule_id": "backup_age", "metric": "backup_age_hours", "operator": ">",
-                                           "threshold": 24.0, "enabled": True}],
+                                    "version": "0.6.0", "build_date": None, "rust_version": None, "features": [],
+                                    "settings_meta": {"deadlock_check_interval_ms": {
+                                        "source": "config", "unit": "ms", "min": 10, "max": 60_000, "live": True,
+                                        "choices": [], "default": 1000, "doc": "between deadlock checks"}}},
+                "/auth/validate": lambda: {"valid": self.role is not None, "role": self.role,
+                                           "username": "test" if self.role else None},
+                "/alerts/rules": lambda: [{"rule_id": "backup_age", "name": "Backup too old", "metric": "backup_age_hours",
+                                           "operator": ">", "threshold": 24.0, "for_seconds": 0.0,
+                                           "severity": "WARNING", "category": "Backup", "cooldown_seconds": 300.0,
+                                           "enabled": True, "webhook_url": None, "description": "the last backup",
+                                           "builtin": True, "created_at": NOW - 86_400, "updated_at": NOW - 86_400,
+                                           "metric_available": True}],
                 "/profiling/queries": lambda: {"profiles": [{"query_id": "f00d", "query_text": "UPDATE ...",
                                                              "execution_count": 1200, "total_time_ms": 3400,
-                                                             "avg_time_ms": 2.83, "max_time_ms": 900,
-                                                             "p95_ms": 4.1, "p99_ms": 12.5,
-                                                             "total_rows_returned": 0, "errors": 2,
+                                                             "avg_time_ms": 2.83, "min_time_ms": 0.2,
+                                                             "max_time_ms": 900, "total_rows_returned": 0,
+                                                             "avg_rows_returned": 0.0, "cache_hit_ratio": 0.964,
+                                                             "first_executed": NOW - 3600, "last_executed": NOW - 1,
                                                              "execution_plan": "SEARCH inventory.stock USING "
                                                                                "INTEGER PRIMARY KEY (rowid=?)",
-                                                             "plan_captured_at": NOW - 600, "profiled_calls": 9,
-                                                             "fullscan_steps": 0, "sorts": 0, "vm_steps": 412,
-                                                             "cpu_time_ms": 96.0, "cache_hits": 80,
-                                                             "cache_misses": 3, "pages_written": 9,
-                                                             "cache_hit_ratio": 0.964}],
-                                               "total_count": 1, "page": 1, "page_size": 1000},
+                                                             "plan_captured_at": NOW - 600, "p50_ms": 1.2,
+                                                             "p95_ms": 4.1, "p99_ms": 12.5, "errors": 2,
+                                                             "profiled_calls": 9, "fullscan_steps": 0, "sorts": 0,
+                                                             "vm_steps": 412, "cpu_time_ms": 96.0, "cache_hits": 80,
+                                                             "cache_misses": 3, "pages_written": 9}],
+                                               "total_count": 1, "page": 1, "page_size": 1000, "total_pages": 1,
+                                               "has_next": False, "has_prev": False},
             }
             if p in fixed:
                 return 200, fixed[p]()
             if m := re.fullmatch(r"/sessions/(\d+)", p):
                 s = self.session(int(m[1]))
                 return (200, s) if s else (404, {"code": "NOT_FOUND", "message": f"Session {m[1]} not found"})
+            if m := re.fullmatch(r"/query/(q\d+)/status", p):
+                q = next((q for q in self._active() if q["query_id"] == m[1]), None)
+                return (200, q) if q else (404, {"code": "NOT_FOUND", "message": f"Query {m[1]} not found"})
             return None
         if method == "DELETE" and (m := re.fullmatch(r"/sessions/(\d+)", p)):
             s = self.session(int(m[1]))
@@ -189,8 +215,7 @@ class FakeServer:
             if p == "/admin/maintenance":
                 return 202, {"job_id": "job-1", "operation": (body or {}).get("operation"), "status": "running"}
             if p == "/backup/full":
-                backup = {"backup_id": "backup_0003", "backup_type": "full", "status": "in_progress",
-                          "start_time": self.now, "completion_time": None, "size_bytes": None, "location": "/b/3"}
+                backup = _backup("backup_0003", "full", "in_progress", self.now, 0, None, completed=False)
                 self.backups.append(backup)
                 return 202, backup
         return None
@@ -199,24 +224,44 @@ class FakeServer:
         by_state: dict[str, int] = {}
         for s in self.sessions:
             by_state[s["state"]] = by_state.get(s["state"], 0) + 1
-        return {"cpu_usage_percent": 35.0, "memory_usage_percent": 41.0, "cache_hit_ratio": 0.975,
-                "transactions_per_second": 40.0, "statements_per_second": 250.0, "locks_held": 2, "deadlocks": 1,
-                "lock_waiters": 2, "sessions": by_state, "uptime_seconds": 86_400 + 3_723.0}
+        return {"cpu_usage_percent": 35.0, "memory_usage_bytes": 3 << 30, "memory_usage_percent": 41.0,
+                "disk_io_read_bytes": 1 << 20, "disk_io_write_bytes": 4 << 20, "cache_hit_ratio": 0.975,
+                "transactions_per_second": 40.0, "locks_held": 2, "deadlocks": 1, "timestamp": self.now,
+                "statements_per_second": 250.0, "statements": 900_000, "commits": 144_000, "rollbacks": 12,
+                "active_transactions": 3, "lock_waits": 40, "lock_timeouts": 0, "lock_waiters": 2,
+                "sessions": by_state, "total_sessions": len(self.sessions), "peak_sessions": 12,
+                "max_connections": 100, "process_cpu_percent": 20.0, "process_rss_bytes": 200 << 20,
+                "host_cpu_count": 4, "load_average_1m": 1.5, "disk_free_bytes": 50 << 30, "disk_total_bytes": 100 << 30,
+                "disk_free_percent": 50.0, "uptime_seconds": 86_400 + 3_723.0}
+
+    def _sessions(self) -> dict[str, Any]:
+        count = {state: sum(1 for s in self.sessions if s["state"] == state)
+                 for state in ("active", "idle", "waiting", "idle in transaction")}
+        return {"sessions": self.sessions, "active_sessions": count["active"], "idle_sessions": count["idle"],
+                "total_connections": len(self.sessions), "peak_connections": 12, "waiting_sessions": count["waiting"],
+                "idle_in_transaction_sessions": count["idle in transaction"], "max_connections": 100}
 
     def _health(self) -> dict[str, Any]:
         return {"status": "healthy", "version": "0.1.0", "uptime_seconds": 90_123,
                 "checks": {"storage": {"status": "healthy", "message": "ok", "last_check": NOW}}}
 
     def _info(self) -> dict[str, Any]:
-        return {"server_name": "fake-rustydb", "version": "0.6.0", "uptime_seconds": 90_123}
+        return {"server_name": "fake-rustydb", "version": "0.6.0", "build_date": None, "build_target": "x86_64-linux",
+                "rust_version": None, "git_commit": None, "uptime_seconds": 90_123, "started_at": NOW - 90_123,
+                "pid": 4242, "system_info": {"os": "linux", "arch": "x86_64", "cpu_cores": 4, "hostname": "db1"},
+                "features": ["wal"], "license": "MIT", "sqlite_version": "3.45.0", "apsw_version": "3.45.0.0",
+                "python_version": "3.11.7", "data_directory": "/var/lib/rdb"}
 
     def _active(self) -> list[dict[str, Any]]:
         return [{"query_id": s["current_query_id"], "status": "waiting" if s["state"] == "waiting" else "running",
                  "elapsed_ms": int(s["state_seconds"] * 1000), "current_operation": "executing",
                  "session_id": s["session_id"], "username": s["username"], "sql_text": s["current_query"],
-                 "sql_id": s["sql_id"], "wait_event": s["wait_event"], "wait_class": s["wait_class"],
-                 "blocking_session": s["blocking_session"], "cpu_time_ms": round(s["cpu_time_ms"] / 3, 3),
-                 "cache_misses": s["cache_misses"] // 4}
+                 "sql_id": s["sql_id"], "started_at": s["query_started_at"], "state": s["state"],
+                 "wait_event": s["wait_event"], "wait_class": s["wait_class"], "blocking_session": s["blocking_session"],
+                 "blocking_sessions": s["blocking_sessions"], "progress_percent": None, "rows_scanned": None,
+                 "rows_returned": None, "rows_written": None, "estimated_remaining_ms": None, "vm_steps": None,
+                 "sorts": None, "error_code": None, "error_message": None, "stopped_by": None,
+                 "cpu_time_ms": round(s["cpu_time_ms"] / 3, 3), "cache_misses": s["cache_misses"] // 4}
                 for s in self.sessions if s["current_query_id"]]
 
     def deadlock(self) -> None:
@@ -233,7 +278,10 @@ class FakeServer:
         ]
 
     def _waiters(self) -> list[dict[str, Any]]:
-        edges = [(4, 5, "sales", 800), (5, 4, "inventory", 600), (10, 4, "sales", 400)] if self.cycle else []
+        edges = [(w, h, "inventory", ms) for w, h, ms in ((2, 3, 42_500), (9, 2, 12_000))
+                 if self.session(w) and self.session(h)]
+        if self.cycle:
+            edges += [(4, 5, "sales", 800), (5, 4, "inventory", 600), (10, 4, "sales", 400)]
         return [{"transaction_id": 100 + w, "waiting_for_transaction": 100 + h, "lock_type": "exclusive",
                  "resource_type": "schema", "resource_id": r, "wait_time_ms": ms, "session_id": w,
                  "waiting_for_session": h} for w, h, r, ms in edges]
@@ -272,17 +320,22 @@ class FakeServer:
                  "resources": ["inventory", "sales"]}]
 
     def _ash(self, params: dict[str, str]) -> dict[str, Any]:
-        if "group_by" in params:
-            return {"samples": [], "total_count": 0, "sample_interval_seconds": 1.0, "group_by": params["group_by"],
-                    "top": self.ash_top.get(params["group_by"], [])}
         start = int(params.get("start_time", NOW - 900))
+        window = {"sample_interval_seconds": 1.0, "time_range": {"start": start, "end": NOW}, "truncated": False}
+        if "group_by" in params:
+            return {"samples": [], "total_count": 0, **window, "group_by": params["group_by"],
+                    "top": self.ash_top.get(params["group_by"], [])}
         samples = []
         for t in range(max(start, NOW - 900), NOW + 1, 5):  # a pattern a reader can check by eye
             phase = (t // 60) % 6
             for i, cls in enumerate(["CPU", "Lock", "Lock", "Idle in transaction", "IO"][: 1 + phase % 5]):
-                samples.append({"sample_time": t, "session_id": i + 1, "wait_class": cls, "state": "active",
-                                "wait_event": None if cls == "CPU" else cls})
-        return {"samples": samples, "total_count": len(samples), "sample_interval_seconds": 1.0, "top": None}
+                samples.append({"sample_id": len(samples) + 1, "sample_time": t, "session_id": i + 1,
+                                "sql_id": "f00d", "sql_text": "UPDATE inventory.stock SET quantity = quantity - ?",
+                                "query_id": f"q{i + 1}01", "wait_class": cls, "state": "active",
+                                "wait_event": None if cls == "CPU" else cls, "wait_time_ms": 0 if cls == "CPU" else 5,
+                                "blocking_session": None, "cpu_time_ms": None, "user_name": "shop",
+                                "program": "oltp", "module": None, "action": None})
+        return {"samples": samples, "total_count": len(samples), **window, "group_by": None, "top": None}
 
 
 class FakeSource:

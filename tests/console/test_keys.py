@@ -13,7 +13,7 @@ from rdbtop.screens.help import HelpScreen
 from rdbtop.screens.maintenance import MaintenanceScreen
 from rdbtop.widgets.table import KeyedTable
 
-from .conftest import HANG_GUARD_SECONDS, running, until
+from .conftest import HANG_GUARD_SECONDS, plain, running, until
 
 
 def table(app, pane: str, table_id: str | None = None) -> KeyedTable:  # type: ignore[no-untyped-def]
@@ -58,7 +58,7 @@ async def test_number_keys_switch_panes_and_each_pane_shows_data(server) -> None
 async def test_k_cancels_exactly_the_statement_shown_after_confirmation(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server) as (app, pilot):
         await ask(pilot, "sessions", "2", "6", "k")
-        shown = str(app.screen.query_one(".facts").render())
+        shown = plain(app.screen.query_one(".facts"))
         assert "6" in shown and "analyst" in shown and "q601" in shown and "GROUP BY region" in shown
         assert server.actions() == []  # nothing before the answer
         await pilot.press("y")
@@ -88,7 +88,7 @@ async def test_k_declined_does_nothing(server) -> None:  # type: ignore[no-untyp
 async def test_K_terminates_the_selected_session(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server) as (app, pilot):
         await ask(pilot, "sessions", "2", "3", "K")
-        assert "batch" in str(app.screen.query_one(".facts").render())
+        assert "batch" in plain(app.screen.query_one(".facts"))
         await pilot.press("y")
         await until(pilot, lambda: server.actions())
         assert server.actions() == [("DELETE", "/api/v1/sessions/3", None)]
@@ -276,7 +276,7 @@ async def test_m_runs_maintenance_on_a_target_after_confirmation(server) -> None
         await pilot.press("down", "enter")  # analyze
         await pilot.press(*"sales", "enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "analyze" in str(app.screen.query_one(".facts").render())
+        assert "analyze" in plain(app.screen.query_one(".facts"))
         await pilot.press("y")
         await until(pilot, lambda: server.actions())
         assert server.actions() == [("POST", "/api/v1/admin/maintenance", {"operation": "analyze", "target": "sales"})]
@@ -288,7 +288,7 @@ async def test_b_starts_a_full_backup_after_confirmation(server) -> None:  # typ
         await on_pane(pilot, "backups", "7")
         await pilot.press("b")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "1d05h ago" in str(app.screen.query_one(".facts").render())  # the last good one's age
+        assert "1d05h ago" in plain(app.screen.query_one(".facts"))  # the last good one's age
         await pilot.press("y")
         await until(pilot, lambda: server.actions())
         assert server.actions() == [("POST", "/api/v1/backup/full", {"backup_type": "full"})]

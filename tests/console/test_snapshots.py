@@ -96,3 +96,37 @@ def test_selected_row_gone_after_a_terminate_at_80x24(snap_compare) -> None:  # 
         await pilot.pause()
 
     assert snap_compare(make_app(server), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_notices_of_one_kind_replace_each_other_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await showing("sessions")(pilot)
+        await pilot.press(*"stststi+-")
+        await pilot.pause()
+
+    assert snap_compare(make_app(FakeServer()), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_help_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: pilot.app.screen.__class__.__name__ == "HelpScreen")
+        await pilot.pause()
+
+    assert snap_compare(make_app(FakeServer()), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_cancel_dialog_wraps_long_sql_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    server = FakeServer()
+    server.session(2).update(current_query="UPDATE inventory.stock SET quantity = quantity - 1, updated_at = "
+                                           "current_timestamp, updated_by = 'shop' WHERE id = ? AND quantity > 0")
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await showing("sessions")(pilot)
+        pilot.app.query_one("#sessions-table").select_key("2")
+        await pilot.press("k")
+        await until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfirmScreen")
+        await pilot.pause()
+
+    assert snap_compare(make_app(server), terminal_size=(80, 24), run_before=run_before)

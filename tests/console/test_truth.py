@@ -89,3 +89,32 @@ async def test_a_stale_display_says_so_on_the_status_line_at_80_columns(server: 
         banner = str(app.banner.render()).splitlines()
         assert banner[0].startswith("Server unreachable since 08:01:15") and "Connection refused" in banner[1]
         assert all(len(line) <= 78 for line in banner)
+
+
+def toasts(app) -> list[str]:  # type: ignore[no-untyped-def]
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_repeated_notices_replace_each_other_and_never_climb_over_the_status_line(server: FakeServer) -> None:
+    async with running(server, size=(80, 24), toasts=True) as (app, pilot):
+        await pilot.press(*"++++++")
+        await pilot.pause()
+        assert [t for t in toasts(app) if t.startswith("Refreshing")] == ["Refreshing every 1m00s."]
+        await pilot.press("2", "s", "i", "t", "minus", "s", "i", "t")  # five kinds of notice, some twice
+        await pilot.pause()
+        assert toasts(app) == ["Sessions: sorted by id", "Idle sessions shown.", "Theme: rdb-contrast"]
+        for i in range(3):  # long ones: fewer fit below the tab bar
+            app.notify(f"error {i}: " + "the server said something long " * 8, severity="error", kind=f"e{i}")
+        await pilot.pause()
+        assert toasts(app)[-1].startswith("error 2") and len(toasts(app)) < 3
+        assert sum(map(app._toast_height, app._notifications)) <= 24 - 4
+
+
+@pytest.mark.parametrize(("settings", "why"), [({"read_only": True}, "read-only (--read-only)"),
+                                               ({"watch": True}, "watch mode is a read-only kiosk")])
+async def test_an_action_key_that_does_nothing_says_why(server: FakeServer, settings, why) -> None:  # type: ignore[no-untyped-def]
+    async with running(server, **settings) as (app, pilot):
+        await pilot.press("2")
+        await pilot.press("K")
+        await until(pilot, lambda: any(why in t for t in toasts(app)))
+        assert "K: Terminate is off" in " ".join(toasts(app)) and server.actions() == []
