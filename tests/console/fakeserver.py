@@ -33,6 +33,7 @@ def _session(sid: int, user: str, app: str, state: str, sql: str | None = None, 
             "rows_read": 0, "rows_written": 0, "errors": 0, "commits": 0, "rollbacks": 0,
             # our engine's additions: times to the millisecond, resources
             "state_since_ms": round((NOW - in_state) * 1000),
+            "query_started_at_ms": round((NOW - in_state) * 1000) if sql else None,
             "transaction_started_at_ms": (NOW - txn_age) * 1000 + 250 if txn_age is not None else None,
             "cpu_time_ms": 37.5 * sid * sid, "cache_hits": 1000 * sid, "cache_misses": 40 * sid,
             "pages_written": 3 * sid if txn_age is not None else 0, "rows_returned": 250 * sid}
@@ -179,7 +180,7 @@ class FakeServer:
                                                              "p95_ms": 4.1, "p99_ms": 12.5, "errors": 2,
                                                              "profiled_calls": 9, "fullscan_steps": 0, "sorts": 0,
                                                              "vm_steps": 412, "cpu_time_ms": 96.0, "cache_hits": 80,
-                                                             "cache_misses": 3, "pages_written": 9}],
+                                                             "cache_misses": 3, "pages_written": 9, "rows_returned": 0}],
                                                "total_count": 1, "page": 1, "page_size": 1000, "total_pages": 1,
                                                "has_next": False, "has_prev": False},
             }
@@ -239,7 +240,9 @@ class FakeServer:
                  for state in ("active", "idle", "waiting", "idle in transaction")}
         return {"sessions": self.sessions, "active_sessions": count["active"], "idle_sessions": count["idle"],
                 "total_connections": len(self.sessions), "peak_connections": 12, "waiting_sessions": count["waiting"],
-                "idle_in_transaction_sessions": count["idle in transaction"], "max_connections": 100}
+                "idle_in_transaction_sessions": count["idle in transaction"], "max_connections": 100,
+                "page": 1, "page_size": len(self.sessions), "total_pages": 1, "total_count": len(self.sessions),
+                "has_next": False, "has_prev": False}
 
     def _health(self) -> dict[str, Any]:
         return {"status": "healthy", "version": "0.1.0", "uptime_seconds": 90_123,
@@ -261,7 +264,9 @@ class FakeServer:
                  "blocking_sessions": s["blocking_sessions"], "progress_percent": None, "rows_scanned": None,
                  "rows_returned": None, "rows_written": None, "estimated_remaining_ms": None, "vm_steps": None,
                  "sorts": None, "error_code": None, "error_message": None, "stopped_by": None,
-                 "cpu_time_ms": round(s["cpu_time_ms"] / 3, 3), "cache_misses": s["cache_misses"] // 4}
+                 "started_at_ms": s["query_started_at_ms"], "cpu_time_ms": round(s["cpu_time_ms"] / 3, 3),
+                 "cache_hits": s["cache_hits"] // 4, "cache_misses": s["cache_misses"] // 4,
+                 "pages_written": s["pages_written"] // 4, "execution_plan": None, "plan_captured_at": None}
                 for s in self.sessions if s["current_query_id"]]
 
     def deadlock(self) -> None:

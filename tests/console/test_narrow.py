@@ -6,6 +6,7 @@ from textual.widgets import Footer
 
 from rdbtop.screens.confirm import ConfirmScreen
 from rdbtop.screens.help import HelpScreen
+from rdbtop.widgets.table import KeyedTable
 
 from .conftest import plain, running, until
 
@@ -51,15 +52,15 @@ async def test_the_cancel_dialog_wraps_the_sql_inside_its_value_column(server) -
 async def test_ash_top_sql_shows_the_text_at_80_columns(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server, size=(80, 24)) as (app, pilot):
         await show(pilot, "5", "ash")
-        top = app.query_one("#top-sql_id")
-        assert [str(c.label) for c in top.columns.values()] == ["Top SQL", "%"]  # the hash went first
+        top = app.query_one("#top-sql_id", KeyedTable)
+        assert top.labels == ["Top SQL", "%"]  # the hash went first
         assert top.get_row("f00d")[0].plain.startswith("UPDATE inv")
 
 
 async def test_the_backups_pane_at_80_columns(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server, size=(80, 24)) as (app, pilot):
         await show(pilot, "7", "backups")
-        labels = [str(c.label) for c in app.query_one("#backups-table").columns.values()]
+        labels = app.query_one("#backups-table", KeyedTable).labels
         assert labels[-1] == "Error / path"
         summary = plain(app.pane.query_one(".summary"), 78).splitlines()[0]
         assert summary.strip() == "Last good backup 1d05h ago, older than the alert threshold (1d00h)"

@@ -102,7 +102,7 @@ async def test_repeated_notices_replace_each_other_and_never_climb_over_the_stat
         assert [t for t in toasts(app) if t.startswith("Refreshing")] == ["Refreshing every 1m00s."]
         await pilot.press("2", "s", "i", "t", "minus", "s", "i", "t")  # five kinds of notice, some twice
         await pilot.pause()
-        assert toasts(app) == ["Sessions: sorted by id", "Idle sessions shown.", "Theme: rdb-contrast"]
+        assert toasts(app) == ["Sessions: sorted by id ▲", "Idle sessions shown.", "Theme: rdb-contrast"]
         for i in range(3):  # long ones: fewer fit below the tab bar
             app.notify(f"error {i}: " + "the server said something long " * 8, severity="error", kind=f"e{i}")
         await pilot.pause()
