@@ -15,8 +15,7 @@ from rdbtop.config import Settings
 from rdbtop.screens.confirm import ConfirmScreen
 from rdbtop.screens.maintenance import MaintenanceScreen
 
-from .conftest import EngineSource, until
-from .test_keys import notes, on_pane, table
+from .conftest import EngineSource, notes, on_pane, table, until
 
 
 @pytest.fixture
