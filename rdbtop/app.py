@@ -25,7 +25,6 @@ from .format import duration, victim_note
 from .model import ActiveQuery, Session, Snapshot
 from .panes import PANES
 from .panes.base import Filter, History, Pane, SessionTarget, View, session_target
-from .panes.queries import QueriesPane
 from .panes.sessions import SessionsPane
 from .panes.sorting import order_for_column
 from .poller import ASH_WINDOWS, MAX_BACKOFF, Poller, SessionsWanted

@@ -17,9 +17,9 @@ from .base import Pane, View
 
 PCT = Column("pct", "%", 5, right=True)
 # each top list's columns: the SQL text before its sql_id, which goes first when the pane is narrow
-# (a hash alone says nothing); a session's id before its user@program
+# (a hash alone says nothing); a session as "id user@program"
 TOP = {"sql_id": [Column("example", "Top SQL"), Column("key", "sql_id", 8, drop=1), PCT],
-       "session": [Column("key", "Sess", 5, right=True, drop=1), Column("example", "Top sessions"), PCT],
+       "session": [Column("example", "Top sessions"), PCT],
        "wait_event": [Column("key", "Top wait events"), PCT]}
 
 
@@ -68,7 +68,8 @@ class AshPane(Pane):
         self.set_caption(f"Active sessions by wait class, last {view.ash_window // 60} min "
                          f"({len(samples)} samples) · w: window 5/15/60 min")
         for group in TOP:
-            rows = [Row(b.key, {"key": b.key, "example": b.example or b.key,
+            rows = [Row(b.key, {"key": b.key, "example": f"{b.key} {b.example}" if group == "session" and b.example
+                                else b.example or b.key,
                                 "pct": "–" if b.percent is None else f"{b.percent:.0f}"})
                     for b in snap.ash_top.get(group, [])]
             self.query_one(f"#top-{group}", KeyedTable).sync(rows)

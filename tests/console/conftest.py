@@ -12,12 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 from rich.console import Console
+from textual.widgets import TabbedContent
 
 from engine import Engine, EngineConfig
 from engine.api import create_app
 from rdbtop.app import RdbTop
 from rdbtop.client import Credentials, RdbClient
 from rdbtop.config import Settings
+from rdbtop.widgets.table import KeyedTable
 
 from .fakeserver import FakeServer, FakeSource
 
@@ -44,6 +46,25 @@ def make_app(server: FakeServer, **settings: object) -> RdbTop:
     values: dict[str, object] = {"url": "http://fake", "interval": 60.0}  # one poll unless a test asks for more
     values.update(settings)
     return RdbTop(Settings(**values), FakeSource(server), clock=lambda: server.now)  # type: ignore[arg-type]
+
+
+def table(app, pane: str, table_id: str | None = None) -> KeyedTable:  # type: ignore[no-untyped-def]
+    return app.query_one(f"#{table_id or pane + '-table'}", KeyedTable)
+
+
+def keys(t: KeyedTable) -> list[str]:
+    return t.row_keys
+
+
+def notes(app) -> str:  # type: ignore[no-untyped-def]
+    return "\n".join(str(n.message) for n in app._notifications)
+
+
+async def on_pane(pilot, key: str, number: str) -> None:  # type: ignore[no-untyped-def]
+    await pilot.press(number)
+    # a pane is drawn once a poll has read for it
+    await until(pilot, lambda: pilot.app.query_one(TabbedContent).active == key and pilot.app.read_for(key))
+    await pilot.pause()
 
 
 def plain(widget: object, width: int = 200) -> str:

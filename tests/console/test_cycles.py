@@ -7,7 +7,6 @@ read through the console's own client, and the fake server serves the second sha
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import threading

@@ -8,13 +8,7 @@ from rdbtop.screens.confirm import ConfirmScreen
 from rdbtop.screens.help import HelpScreen
 from rdbtop.widgets.table import KeyedTable
 
-from .conftest import plain, running, until
-
-
-async def show(pilot, number: str, pane: str) -> None:  # type: ignore[no-untyped-def]
-    await pilot.press(number)
-    await until(pilot, lambda: pilot.app.tabs.active == pane and pilot.app.read_for(pane))
-    await pilot.pause()
+from .conftest import on_pane, plain, running, until
 
 
 def footer_text(app) -> str:  # type: ignore[no-untyped-def]
@@ -24,7 +18,7 @@ def footer_text(app) -> str:  # type: ignore[no-untyped-def]
 
 async def test_the_footer_keeps_every_key_whole_at_80_columns(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server, size=(80, 24)) as (app, pilot):
-        await show(pilot, "2", "sessions")
+        await on_pane(pilot, "sessions", "2")
         keys = list(app.query_one(Footer).query("FooterKey"))
         assert keys and all(k.region.right <= 80 for k in keys), [(str(k.render()), k.region) for k in keys]
         assert "Pause" in str(keys[-1].render())
@@ -37,7 +31,7 @@ async def test_the_cancel_dialog_wraps_the_sql_inside_its_value_column(server) -
     server.session(2).update(current_query="UPDATE inventory.stock SET quantity = quantity - 1, updated_at = "
                                            "current_timestamp, updated_by = 'shop' WHERE id = ? AND quantity > 0")
     async with running(server, size=(80, 24)) as (app, pilot):
-        await show(pilot, "2", "sessions")
+        await on_pane(pilot, "sessions", "2")
         app.query_one("#sessions-table").select_key("2")
         await pilot.press("k")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -51,7 +45,7 @@ async def test_the_cancel_dialog_wraps_the_sql_inside_its_value_column(server) -
 
 async def test_ash_top_sql_shows_the_text_at_80_columns(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server, size=(80, 24)) as (app, pilot):
-        await show(pilot, "5", "ash")
+        await on_pane(pilot, "ash", "5")
         top = app.query_one("#top-sql_id", KeyedTable)
         assert top.labels == ["Top SQL", "%"]  # the hash went first
         assert top.get_row("f00d")[0].plain.startswith("UPDATE inv")
@@ -59,7 +53,7 @@ async def test_ash_top_sql_shows_the_text_at_80_columns(server) -> None:  # type
 
 async def test_the_backups_pane_at_80_columns(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server, size=(80, 24)) as (app, pilot):
-        await show(pilot, "7", "backups")
+        await on_pane(pilot, "backups", "7")
         labels = app.query_one("#backups-table", KeyedTable).labels
         assert labels[-1] == "Error / path"
         summary = plain(app.pane.query_one(".summary"), 78).splitlines()[0]
@@ -85,6 +79,6 @@ async def test_the_palette_offers_the_themes_t_cycles(server) -> None:  # type: 
 
 async def test_read_only_shows_no_action_captions(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server, read_only=True) as (app, pilot):
-        await show(pilot, "6", "alerts")
+        await on_pane(pilot, "alerts", "6")
         assert "acknowledge" not in str(app.pane.query_one(".caption").render())
         assert not {"Cancel", "Terminate", "Ack"} & set(footer_text(app).split())

@@ -4,28 +4,13 @@ from __future__ import annotations
 
 from rdbtop.screens.confirm import ConfirmScreen
 from rdbtop.screens.detail import DetailScreen
-from rdbtop.widgets.table import KeyedTable
 
-from .conftest import running, until
-
-
-def notes(app) -> str:  # type: ignore[no-untyped-def]
-    return "\n".join(str(n.message) for n in app._notifications)
-
-
-def table(app, name: str) -> KeyedTable:  # type: ignore[no-untyped-def]
-    return app.query_one(f"#{name}-table", KeyedTable)
-
-
-async def show(pilot, number: str, pane: str) -> None:  # type: ignore[no-untyped-def]
-    await pilot.press(number)
-    await until(pilot, lambda: pilot.app.tabs.active == pane and pilot.app.read_for(pane))
-    await pilot.pause()
+from .conftest import notes, on_pane, running, table, until
 
 
 async def test_after_a_terminate_the_cursor_stays_and_selects_nothing(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server) as (app, pilot):
-        await show(pilot, "2", "sessions")
+        await on_pane(pilot, "sessions", "2")
         t = table(app, "sessions")
         assert t.select_key("3")
         row = t.cursor_row
@@ -45,7 +30,7 @@ async def test_after_a_terminate_the_cursor_stays_and_selects_nothing(server) ->
 
 async def test_the_selection_follows_its_key_when_the_rows_re_sort(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server) as (app, pilot):
-        await show(pilot, "3", "queries")
+        await on_pane(pilot, "queries", "3")
         t = table(app, "queries")
         assert t.select_key("q601") and t.cursor_row == 2  # by elapsed: q201, q901, q601, q1101
         server.session(6).update(state_seconds=100.0)  # now the longest
@@ -56,7 +41,7 @@ async def test_the_selection_follows_its_key_when_the_rows_re_sort(server) -> No
 
 async def test_enter_opens_the_row_it_was_pressed_on_even_if_that_one_ended_meanwhile(server) -> None:  # type: ignore[no-untyped-def]
     async with running(server) as (app, pilot):
-        await show(pilot, "3", "queries")
+        await on_pane(pilot, "queries", "3")
         t = table(app, "queries")
         assert t.select_key("q601")
         t.focus()

@@ -130,3 +130,47 @@ def test_cancel_dialog_wraps_long_sql_at_80x24(snap_compare) -> None:  # type: i
         await pilot.pause()
 
     assert snap_compare(make_app(server), terminal_size=(80, 24), run_before=run_before)
+
+
+SIZES = [(80, 24), (160, 48)]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_acknowledge_note_has_the_focus_and_the_text(size: tuple[int, int], snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await showing("alerts")(pilot)
+        pilot.app.query_one("#alerts-table").select_key("a1")
+        await pilot.press("a")
+        await until(pilot, lambda: pilot.app.screen.query("#note") and pilot.app.screen.query_one("#note").has_focus)
+        await pilot.press(*"on it, killing batch job")
+        await pilot.pause()
+
+    assert snap_compare(make_app(FakeServer()), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_paused_status_line_keeps_the_datas_age(size: tuple[int, int], snap_compare) -> None:  # type: ignore[no-untyped-def]
+    server = FakeServer()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await showing("sessions")(pilot)
+        await pilot.press("space")
+        server.now += 75
+        await pilot.press("r")
+        await until(pilot, lambda: pilot.app.latest.taken_at == server.now)
+        pilot.app._update_status()
+        await pilot.pause()
+
+    assert snap_compare(make_app(server), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_credentials_refused(size: tuple[int, int], snap_compare) -> None:  # type: ignore[no-untyped-def]
+    server = FakeServer()
+    server.refuse = True
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until(pilot, lambda: pilot.app.refused is not None)
+        await pilot.pause()
+
+    assert snap_compare(make_app(server), terminal_size=size, run_before=run_before)

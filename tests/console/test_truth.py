@@ -8,7 +8,7 @@ import pytest
 
 from rdbtop.once import run_once
 
-from .conftest import loaded, make_app, running, until
+from .conftest import make_app, running, until
 from .fakeserver import FakeServer, FakeSource
 
 
