@@ -395,7 +395,7 @@ def test_point_in_time_names_whole_seconds_so_a_backups_own_snapshot_time_restor
     assert shown < full.snapshot_at
     at = restore_into(engine, full.backup_id, tmp_path / "at", point_in_time=shown)
     assert at.backups_applied == [full.backup_id]
-    with pytest.raises(InvalidInput, match=f"point_in_time {shown - 1} is before the first backup"):
+    with pytest.raises(Conflict, match=f"point_in_time {shown - 1} is before the first backup"):
         engine.backup.restore(full.backup_id, "tester", verify_only=True, point_in_time=shown - 1)
 
 
