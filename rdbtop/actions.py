@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .client import ApiFailure, ClientError, NotServed, Unreachable
 from .format import age
-from .model import ActiveQuery, Alert, Session, field_of, int_, records, str_
+from .model import ActiveQuery, Alert, BlockerNode, Session, Snapshot, field_of, int_, parse_all, records, str_
 from .panes.base import SessionTarget
 from .screens.confirm import ConfirmScreen
 from .screens.maintenance import MaintenanceScreen
@@ -139,9 +139,14 @@ class Actions:
             self._run(self._terminate(t))
 
     async def _terminate(self, t: SessionTarget) -> None:
+        behind = await self.waiting_behind(t.session_id)
+        frees = "unknown" if behind is None else "no waiting session" if not behind else \
+            f"{len(behind)} waiting session{'s' if len(behind) != 1 else ''} ({', '.join(map(str, behind[:12]))}" \
+            f"{', …' if len(behind) > 12 else ''})"
         if await self._confirmed(ConfirmScreen(
                 f"Terminate session {t.session_id}?",
-                [("session", t.session_id), ("user", t.username), ("query", t.query_id or "none"), ("SQL", t.sql)],
+                [("session", t.session_id), ("user", t.username), ("query", t.query_id or "none"), ("SQL", t.sql),
+                 ("frees", frees)],
                 "The session is disconnected; its open transaction is rolled back."),
                 "Nothing was terminated.") is None:
             return
@@ -217,6 +222,22 @@ class Actions:
             self._done(f"Backup {str_(body, 'backup_id') or ''} started ({str_(body, 'status') or 'accepted'}).")
 
     # -- reads ---------------------------------------------------------------------------------
+
+    async def waiting_behind(self, session_id: int) -> list[int] | None:
+        """The sessions that wait for `session_id` now, from a fresh read of the blocking graph (the
+        pane on screen may not have read it); from the last snapshot's sessions when the server has
+        no graph; None when neither can tell."""
+        snap = self.app.latest
+        if self.app.client is not None:
+            try:
+                graph = await self.app.client.get("/api/v1/transactions/locks/graph")
+            except ClientError:
+                graph = None
+            if isinstance(graph, dict) and isinstance(graph.get("blocking_tree"), list):
+                fresh = Snapshot(taken_at=self.app.clock(),
+                                 blocking_tree=parse_all(graph["blocking_tree"], BlockerNode.parse))
+                return fresh.waiting_behind(session_id)
+        return snap.waiting_behind(session_id) if snap is not None and snap.sessions else None
 
     async def role(self) -> str | None:
         """monitor, operator or admin, when the server tells a login token's role; else None (unknown)."""

@@ -175,6 +175,13 @@ class BlockerNode:
     resource: str | None
     wait_seconds: float | None
     blocked: tuple[BlockerNode, ...] = ()
+    # what the session is doing (our engine's additions; RustyDB's graph lacks them, the sessions list fills in)
+    state: str | None = None
+    state_seconds: float | None = None
+    transaction_seconds: float | None = None
+    client: str | None = None
+    application: str | None = None
+    last_sql: str | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any], depth: int = 0) -> BlockerNode | None:
@@ -182,7 +189,14 @@ class BlockerNode:
         if sid is None or depth > 64:
             return None
         children = tuple(n for n in (cls.parse(c, depth + 1) for c in records(field_of(d, "blocked"))) if n)
-        return cls(sid, str_(d, "username"), str_(d, "sql"), str_(d, "resource"), float_(d, "wait_seconds"), children)
+        return cls(sid, str_(d, "username"), str_(d, "sql"), str_(d, "resource"), float_(d, "wait_seconds"), children,
+                   state=str_(d, "state"), state_seconds=float_(d, "state_seconds"),
+                   transaction_seconds=float_(d, "transaction_seconds"), client=str_(d, "client_address"),
+                   application=str_(d, "application_name"), last_sql=str_(d, "last_sql"))
+
+    def behind(self) -> list[int]:
+        """The sessions waiting behind this one, directly or down the chain, each once."""
+        return list(dict.fromkeys(n.session_id for _, _, n in self.walk()[1:] if n.session_id != self.session_id))
 
     def count(self) -> int:
         return sum(1 + c.count() for c in self.blocked)
@@ -403,6 +417,26 @@ class Snapshot:
     missing: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     pane: str | None = None  # the pane this poll read for
+
+    def waiting_behind(self, session_id: int) -> list[int]:
+        """The sessions that wait, directly or down a chain, for `session_id`: from the blocking
+        tree where it is in it, else by following the sessions' blocking_session."""
+        for root in self.blocking_tree:
+            node = next((n for _, _, n in root.walk() if n.session_id == session_id), None)
+            if node is not None:
+                return node.behind()
+        waiters: dict[int, list[int]] = {}
+        for s in self.sessions:
+            if s.blocking_session is not None:
+                waiters.setdefault(s.blocking_session, []).append(s.session_id)
+        found: dict[int, None] = {}
+        todo = list(waiters.get(session_id, ()))
+        while todo:
+            sid = todo.pop(0)
+            if sid != session_id and sid not in found:
+                found[sid] = None
+                todo.extend(waiters.get(sid, ()))
+        return list(found)
 
     def root_blocker_of(self, session_id: int) -> int | None:
         """The root of the chain a waiting session waits in (following blocking_session)."""

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
+from textual.widgets import TabbedContent
 
+from engine import Engine, EngineConfig
+from engine.api import create_app
 from rdbtop.app import RdbTop
+from rdbtop.client import Credentials, RdbClient
 from rdbtop.config import Settings
+from rdbtop.widgets.table import KeyedTable
 
 from .fakeserver import FakeServer, FakeSource
 
@@ -59,3 +65,61 @@ async def running(server: FakeServer, size: tuple[int, int] = (120, 40),
     async with app.run_test(size=size) as pilot:
         await loaded(pilot)
         yield app, pilot
+
+
+def table(app, pane: str, table_id: str | None = None) -> KeyedTable:  # type: ignore[no-untyped-def]
+    return app.query_one(f"#{table_id or pane + '-table'}", KeyedTable)
+
+
+def keys(t: KeyedTable) -> list[str]:
+    return [t.coordinate_to_cell_key((i, 0)).row_key.value for i in range(t.row_count)]
+
+
+def notes(app) -> str:  # type: ignore[no-untyped-def]
+    return "\n".join(str(n.message) for n in app._notifications)
+
+
+async def on_pane(pilot, key: str, number: str) -> None:  # type: ignore[no-untyped-def]
+    await pilot.press(number)
+    # a pane is drawn once a poll has read for it
+    await until(pilot, lambda: pilot.app.query_one(TabbedContent).active == key and pilot.app.read_for(key))
+    await pilot.pause()
+
+
+class EngineSource:
+    label = "test engine"
+
+    def __init__(self, engine: Engine) -> None:
+        key = engine.auth.create_api_key("operator")
+        self.client = RdbClient("http://engine", Credentials(api_key=key),
+                                transport=httpx.ASGITransport(app=create_app(engine)))
+
+    async def open(self) -> RdbClient:
+        return self.client
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def settled(self) -> None:
+        pass
+
+    def data_shown(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass  # the fixture owns the engine
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    engine = Engine(config=EngineConfig(lock_timeout_ms=60_000)).start()
+    for schema in ("sales", "inventory"):
+        engine.create_schema(schema)
+    setup = engine.connect("setup", "tests")
+    setup.execute("CREATE TABLE inventory.stock(id INTEGER PRIMARY KEY, qty INTEGER NOT NULL)")
+    setup.execute("INSERT INTO inventory.stock(qty) VALUES (5), (6)")
+    setup.close()
+    try:
+        yield engine
+    finally:
+        engine.close()

@@ -208,7 +208,9 @@ class FakeServer:
             if self.session(9) else []
         return {"waiters": [], "potential_deadlocks": [], "blocking_tree": [
             {"session_id": 3, "transaction_id": 103, "username": "batch", "sql": None, "resource": None,
-             "wait_started_at": None, "wait_seconds": None, "blocked": [
+             "wait_started_at": None, "wait_seconds": None, "state": "idle in transaction", "state_seconds": 95.0,
+             "transaction_seconds": 120.0, "client_address": "10.0.0.3", "application_name": "batch-forgotten",
+             "last_sql": "UPDATE inventory.stock SET quantity = quantity + 10 WHERE id = ?", "blocked": [
                  {"session_id": 2, "transaction_id": 102, "username": "shop",
                   "sql": self.session(2)["current_query"], "resource": "inventory", "wait_started_at": NOW - 42,
                   "wait_seconds": 42.5, "blocked": leaf}]}]}

@@ -6,59 +6,16 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from engine import Engine, EngineConfig
-from engine.api import create_app
+from engine import Engine
 from engine.errors import EngineError
 from rdbtop.app import RdbTop
-from rdbtop.client import Credentials, RdbClient
 from rdbtop.config import Settings
 from rdbtop.screens.confirm import ConfirmScreen
 from rdbtop.screens.maintenance import MaintenanceScreen
 
-from .conftest import until
-from .test_keys import notes, on_pane, table
-
-
-class EngineSource:
-    label = "test engine"
-
-    def __init__(self, engine: Engine) -> None:
-        key = engine.auth.create_api_key("operator")
-        self.client = RdbClient("http://engine", Credentials(api_key=key),
-                                transport=httpx.ASGITransport(app=create_app(engine)))
-
-    async def open(self) -> RdbClient:
-        return self.client
-
-    async def close(self) -> None:
-        await self.client.aclose()
-
-    async def settled(self) -> None:
-        pass
-
-    def data_shown(self) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass  # the fixture owns the engine
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    engine = Engine(config=EngineConfig(lock_timeout_ms=60_000)).start()
-    for schema in ("sales", "inventory"):
-        engine.create_schema(schema)
-    setup = engine.connect("setup", "tests")
-    setup.execute("CREATE TABLE inventory.stock(id INTEGER PRIMARY KEY, qty INTEGER NOT NULL)")
-    setup.execute("INSERT INTO inventory.stock(qty) VALUES (5), (6)")
-    setup.close()
-    try:
-        yield engine
-    finally:
-        engine.close()
+from .conftest import EngineSource, notes, on_pane, table, until
 
 
 @pytest.fixture

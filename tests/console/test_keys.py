@@ -13,26 +13,7 @@ from rdbtop.screens.help import HelpScreen
 from rdbtop.screens.maintenance import MaintenanceScreen
 from rdbtop.widgets.table import KeyedTable
 
-from .conftest import running, until
-
-
-def table(app, pane: str, table_id: str | None = None) -> KeyedTable:  # type: ignore[no-untyped-def]
-    return app.query_one(f"#{table_id or pane + '-table'}", KeyedTable)
-
-
-def keys(t: KeyedTable) -> list[str]:
-    return [t.coordinate_to_cell_key((i, 0)).row_key.value for i in range(t.row_count)]
-
-
-def notes(app) -> str:  # type: ignore[no-untyped-def]
-    return "\n".join(str(n.message) for n in app._notifications)
-
-
-async def on_pane(pilot, key: str, number: str) -> None:  # type: ignore[no-untyped-def]
-    await pilot.press(number)
-    # a pane is drawn once a poll has read for it
-    await until(pilot, lambda: pilot.app.query_one(TabbedContent).active == key and pilot.app.read_for(key))
-    await pilot.pause()
+from .conftest import keys, notes, on_pane, running, table, until  # noqa: F401 (shared with other modules)
 
 
 async def ask(pilot, pane: str, number: str, row: str, key: str) -> None:  # type: ignore[no-untyped-def]
