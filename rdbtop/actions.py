@@ -8,15 +8,29 @@ server errors come back as notifications, in words.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .client import ApiFailure, ClientError, NotServed, Unreachable
 from .format import age
-from .model import ActiveQuery, Alert, BlockerNode, Session, Snapshot, field_of, int_, parse_all, records, str_
+from .model import (
+    ActiveQuery,
+    Alert,
+    BlockerNode,
+    Session,
+    Silence,
+    Snapshot,
+    field_of,
+    int_,
+    parse_all,
+    records,
+    str_,
+)
 from .panes.base import SessionTarget
 from .screens.confirm import ConfirmScreen
 from .screens.maintenance import MaintenanceScreen
+from .screens.silence import SilenceScreen
 
 if TYPE_CHECKING:
     from .app import RdbTop
@@ -181,6 +195,36 @@ class Actions:
                                  {"note": note} if note else None, f"acknowledge alert {alert.alert_id}")
         if ok:
             self._done(f"Alert {alert.alert_id} acknowledged.")
+
+    def silence(self, alert: Alert | None) -> None:
+        if alert is None:
+            self.app.notify("Select an alert first.")
+        elif not alert.rule and not alert.labels:
+            self.app.notify(f"Alert {alert.alert_id} names no rule or labels to silence it by.")
+        elif self._ready():
+            self._run(self._silence(alert))
+
+    async def _silence(self, alert: Alert) -> None:
+        wanted = await self.app.push_screen_wait(SilenceScreen(alert.title or alert.alert_id, alert.rule,
+                                                               alert.labels))
+        if wanted is None:
+            self.app.notify("No silence was created.")
+            return
+        body: dict[str, Any] = {"duration_seconds": wanted.duration_seconds}
+        if wanted.rule_id:
+            body["rule_id"] = wanted.rule_id
+        if wanted.labels:
+            body["labels"] = wanted.labels
+        if wanted.comment:
+            body["comment"] = wanted.comment
+        ok, created = await self._send("POST", "/api/v1/alerts/silences", body, "create the silence")
+        if ok:
+            silence = Silence.parse(created) if isinstance(created, dict) else None
+            until = silence.expires_at if silence else None
+            what = "every alert of rule " + wanted.rule_id if wanted.rule_id and not wanted.labels else \
+                f"alert {alert.alert_id}"
+            self._done(f"Silence {silence.silence_id if silence else ''} holds back {what}" +
+                       (f" until {time.strftime('%H:%M', time.localtime(until))}." if until else "."))
 
     def maintenance(self) -> None:
         if self._ready():

@@ -231,6 +231,46 @@ class Deadlock:
         return cls(did, int_(d, "detected_at"), int_(d, "victim_session"), ints(d, "transactions"), resources, sessions)
 
 
+def string_map(d: Any, key: str) -> dict[str, str]:
+    v = field_of(d, key)
+    return {str(k): x for k, x in v.items() if isinstance(x, str)} if isinstance(v, dict) else {}
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Who acknowledged which firing of an alert (our engine keeps the last few)."""
+
+    by: str
+    at: int | None
+    occurrence: int | None
+    note: str | None
+
+    @classmethod
+    def parse(cls, d: dict[str, Any]) -> Acknowledgement | None:
+        by = str_(d, "acknowledged_by")
+        return None if by is None else cls(by, int_(d, "acknowledged_at"), int_(d, "occurrence"), str_(d, "note"))
+
+
+@dataclass(frozen=True)
+class Silence:
+    silence_id: str
+    rule_id: str | None
+    labels: dict[str, str]
+    comment: str | None
+    created_by: str | None
+    created_at: int | None
+    expires_at: int | None
+    active: bool | None
+
+    @classmethod
+    def parse(cls, d: dict[str, Any]) -> Silence | None:
+        sid = str_(d, "silence_id")
+        if sid is None:
+            return None
+        return cls(sid, str_(d, "rule_id"), string_map(d, "labels"), str_(d, "comment"), str_(d, "created_by"),
+                   int_(d, "created_at"), int_(d, "expires_at"), bool_(d, "active"))
+
+
 @dataclass(frozen=True)
 class Alert:
     alert_id: str
@@ -246,6 +286,15 @@ class Alert:
     occurrence_count: int | None = None
     acknowledged_by: str | None = None
     resolved_at: int | None = None
+    # our engine's additions
+    rule: str | None = None
+    operator: str | None = None
+    unit: str | None = None
+    acknowledged_at: int | None = None
+    acknowledge_note: str | None = None
+    acknowledgements: tuple[Acknowledgement, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    silenced_by: str | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Alert | None:
@@ -255,7 +304,11 @@ class Alert:
         return cls(aid, str_(d, "severity"), str_(d, "title") or str_(d, "name"),
                    str_(d, "description") or str_(d, "message"), int_(d, "triggered_at"), bool_(d, "acknowledged"),
                    str_(d, "state"), str_(d, "category"), float_(d, "value"), float_(d, "threshold"),
-                   int_(d, "occurrence_count"), str_(d, "acknowledged_by"), int_(d, "resolved_at"))
+                   int_(d, "occurrence_count"), str_(d, "acknowledged_by"), int_(d, "resolved_at"),
+                   rule=str_(d, "rule"), operator=str_(d, "operator"), unit=str_(d, "unit"),
+                   acknowledged_at=int_(d, "acknowledged_at"), acknowledge_note=str_(d, "acknowledge_note"),
+                   acknowledgements=tuple(parse_all(field_of(d, "acknowledgements"), Acknowledgement.parse)),
+                   labels=string_map(d, "labels"), silenced_by=str_(d, "silenced_by"))
 
     @property
     def status(self) -> str:
@@ -409,6 +462,7 @@ class Snapshot:
     blocking_tree: list[BlockerNode] = field(default_factory=list)
     deadlocks: list[Deadlock] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    silences: list[Silence] | None = None  # None: the server lists none (RustyDB has no silences)
     backups: list[Backup] = field(default_factory=list)
     schedule: BackupSchedule | None = None
     backup_age_limit_hours: float | None = None  # from the server's alert rule, when it has one

@@ -80,6 +80,7 @@ class View:
     history: History = field(default_factory=History)
     backup_max_age_seconds: float = 26 * 3600
     kiosk: bool = False
+    actions: bool = True  # the action keys work (not read-only, watch, or the monitor role): captions may name them
 
 
 @dataclass(frozen=True)

@@ -55,14 +55,33 @@ class FakeServer:
         self.now = NOW
         self.sessions = initial_sessions()
         self.alerts: list[dict[str, Any]] = [
-            {"alert_id": "a1", "severity": "critical", "title": "Root blocker holds 2 sessions", "description": "x",
+            {"alert_id": "a1", "severity": "critical", "title": "Blocked session",
+             "description": "session 2 (shop@oltp) has waited 42 s for schema:inventory (blocked by session 3) "
+                            "(threshold: lock_wait_seconds > 30 s)",
              "triggered_at": NOW - 90, "acknowledged": False, "state": "firing", "category": "Performance",
-             "value": 2.0, "threshold": 1.0, "occurrence_count": 3, "acknowledged_by": None},
-            {"alert_id": "a2", "severity": "warning", "title": "Cache hit ratio below 95 %", "description": "y",
+             "rule": "blocked_session", "metric": "lock_wait_seconds", "operator": ">", "unit": "s",
+             "value": 42.5, "threshold": 30.0, "occurrence_count": 3, "acknowledged_by": None,
+             "acknowledged_at": None, "acknowledge_note": None,
+             "labels": {"session_id": "2", "username": "shop"}, "silenced_by": None,
+             "acknowledgements": [{"occurrence": 1, "acknowledged_by": "oncall", "acknowledged_at": NOW - 3000,
+                                   "note": "restarting the batch"}]},
+            {"alert_id": "a2", "severity": "warning", "title": "Low cache hit ratio",
+             "description": "page-cache hits over all page reads in the last minute is 0.93 "
+                            "(threshold: cache_hit_ratio < 0.95 ratio)",
              "triggered_at": NOW - 600, "acknowledged": True, "state": "acknowledged", "category": "Performance",
-             "value": 0.93, "threshold": 0.95, "occurrence_count": 1, "acknowledged_by": "oncall"},
+             "rule": "cache_hit_ratio", "metric": "cache_hit_ratio", "operator": "<", "unit": "ratio",
+             "value": 0.93, "threshold": 0.95, "occurrence_count": 1, "acknowledged_by": "oncall",
+             "acknowledged_at": NOW - 300, "acknowledge_note": "warming the cache", "labels": {},
+             "silenced_by": None, "acknowledgements": [{"occurrence": 1, "acknowledged_by": "oncall",
+                                                        "acknowledged_at": NOW - 300, "note": "warming the cache"}]},
             {"alert_id": "a3", "severity": "info", "title": "[bold]markup[/bold] \x1b[5mblink", "description": "z",
              "triggered_at": NOW - 30, "acknowledged": False},  # RustyDB's shape: no state, no value
+        ]
+        self.silences: list[dict[str, Any]] = [
+            {"silence_id": "s1", "rule_id": "disk_free", "labels": {}, "comment": "disk swap tonight",
+             "created_by": "oncall", "created_at": NOW - 600, "expires_at": NOW + 3000, "active": True},
+            {"silence_id": "s0", "rule_id": None, "labels": {"username": "etl"}, "comment": None,
+             "created_by": "admin", "created_at": NOW - 7200, "expires_at": NOW - 1800, "active": False},
         ]
         self.backups: list[dict[str, Any]] = [
             {"backup_id": "backup_0001", "backup_type": "full", "status": "completed", "start_time": NOW - 30 * 3600,
@@ -126,6 +145,7 @@ class FakeServer:
                 "/query/active": self._active, "/transactions/locks/graph": self._graph,
                 "/transactions/locks": self._locks, "/transactions/deadlocks": self._deadlocks,
                 "/alerts": lambda: {"alerts": self.alerts, "active_count": 2},
+                "/alerts/silences": lambda: self.silences,
                 "/backup/list": lambda: {"backups": self.backups, "total_count": len(self.backups)},
                 "/backup/schedule": lambda: {"enabled": True, "full_backup_cron": "0 2 * * *",
                                              "incremental_backup_cron": "0 * * * *", "retention_days": 14,
@@ -168,6 +188,13 @@ class FakeServer:
                     return 404, {"code": "NOT_FOUND", "message": f"Alert {m[1]} not found"}
                 a.update(acknowledged=True, state="acknowledged", acknowledged_by="test")
                 return 200, a
+            if p == "/alerts/silences":
+                silence = {"silence_id": f"s{len(self.silences) + 1}", "rule_id": body.get("rule_id"),
+                           "labels": body.get("labels") or {}, "comment": body.get("comment"), "created_by": "test",
+                           "created_at": self.now, "expires_at": self.now + int(body["duration_seconds"]),
+                           "active": True}
+                self.silences.append(silence)
+                return 201, silence
             if p == "/admin/maintenance":
                 return 202, {"job_id": "job-1", "operation": (body or {}).get("operation"), "status": "running"}
             if p == "/backup/full":

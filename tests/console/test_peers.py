@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine import Engine
+from engine import Engine, EngineConfig, ManualClock
 from engine.errors import EngineError
 from rdbtop.app import RdbTop
 from rdbtop.config import Settings
@@ -101,5 +101,124 @@ async def test_an_idle_in_transaction_blocker_on_a_real_engine(idle_blocker) -> 
         await pilot.press("K")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=10)
         assert facts(app.screen)["frees"] == f"1 waiting session ({waiter})"
-        await pilot.press("y")
-        await until(pilot, lambda: not app.shown.blocking_tree, timeout=10)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert holder in {s.session_id for s in engine.sessions()}
+
+
+# -- alerts ----------------------------------------------------------------------------------------
+
+async def test_alerts_show_units_who_acknowledged_and_the_words(server: FakeServer) -> None:
+    async with running(server, size=(160, 48)) as (app, pilot):
+        await on_pane(pilot, "alerts", "6")
+        blocked = cells(app, "alerts-table", "a1")
+        assert (blocked["value"], blocked["threshold"], blocked["ack"]) == ("42s", "> 30s", "–")
+        cache = cells(app, "alerts-table", "a2")
+        assert (cache["value"], cache["threshold"], cache["ack"]) == ("93.0%", "< 95.0%", "oncall 07:55")
+        about = str(app.query_one("#pane-alerts .about").render())
+        assert "session 2 (shop@oltp) has waited 42 s" in about
+        assert "not acknowledged · earlier: oncall at 07:10:00 for firing 1: restarting the batch" in about
+        assert table(app, "", "alerts-table").select_key("a2")
+        await pilot.pause()
+        about = str(app.query_one("#pane-alerts .about").render())
+        assert about.endswith("acknowledged by oncall at 07:55:00: warming the cache")
+        assert cells(app, "alerts-silences", "s1") == {
+            "matches": "rule disk_free", "expires": "in 50m00s", "by": "oncall", "comment": "disk swap tonight"}
+        assert cells(app, "alerts-silences", "s0")["expires"] == "30m00s ago"
+        assert "S: silence" in str(app.query_one("#pane-alerts .caption").render())
+
+
+async def test_S_creates_a_silence_for_the_selected_alert(server: FakeServer) -> None:
+    from rdbtop.screens.silence import SilenceScreen
+
+    async with running(server) as (app, pilot):
+        await on_pane(pilot, "alerts", "6")
+        assert table(app, "", "alerts-table").select_key("a1")
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, SilenceScreen))
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "duration"
+        await pilot.press("backspace", "backspace", *"1h30m", "tab", *"batch fix deployed", "enter")
+        await until(pilot, lambda: not isinstance(app.screen, SilenceScreen))
+        assert server.actions()[-1] == ("POST", "/api/v1/alerts/silences", {
+            "duration_seconds": 5400.0, "rule_id": "blocked_session", "labels": {"session_id": "2", "username": "shop"},
+            "comment": "batch fix deployed"})
+        await until(pilot, lambda: any(s.silence_id == "s3" for s in app.shown.silences or []))
+        await pilot.pause()
+        assert cells(app, "alerts-silences", "s3")["matches"] == "rule blocked_session session_id=2 username=shop"
+
+
+async def test_the_silence_dialog_keeps_every_key_and_refuses_a_bad_duration(server: FakeServer) -> None:
+    from rdbtop.screens.silence import SilenceScreen
+
+    async with running(server) as (app, pilot):
+        await on_pane(pilot, "alerts", "6")
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, SilenceScreen))
+        await pilot.pause()
+        printable = [chr(c) for c in range(33, 127)]
+        await pilot.press("backspace", "backspace", *printable, "space")
+        assert isinstance(app.screen, SilenceScreen) and app.tabs.active == "alerts"
+        await pilot.press("enter")  # not a duration: said, and nothing is sent
+        assert isinstance(app.screen, SilenceScreen)
+        assert "must be like 30m" in str(app.screen.query_one(".problem").render())
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, SilenceScreen))
+        assert not [c for c in server.actions() if c[1] == "/api/v1/alerts/silences"]
+
+
+async def test_a_monitor_sees_no_silence_caption_and_S_does_nothing(server: FakeServer) -> None:
+    from rdbtop.screens.silence import SilenceScreen
+
+    server.role = "monitor"
+    async with running(server) as (app, pilot):
+        await until(pilot, lambda: app.role == "monitor")
+        await on_pane(pilot, "alerts", "6")
+        app.draw()
+        await pilot.pause()
+        caption = str(app.query_one("#pane-alerts .caption").render())
+        assert "silence" not in caption and "acknowledge" not in caption
+        await pilot.press("S")
+        await pilot.pause()
+        assert not isinstance(app.screen, SilenceScreen)
+
+
+@pytest.fixture
+def alerting(tmp_path) -> Iterator[tuple[Engine, ManualClock]]:  # type: ignore[no-untyped-def]
+    """An engine on a ManualClock whose alert evaluator the test runs itself."""
+    clock = ManualClock()
+    eng = Engine(tmp_path / "data", EngineConfig(query_timeout_secs=0.0), clock)
+    eng.create_schema("inventory")
+    setup = eng.connect("setup", "tests")
+    setup.execute("CREATE TABLE inventory.stock(id INTEGER PRIMARY KEY, qty INTEGER NOT NULL)")
+    setup.close()
+    eng.alerts.update_rule("idle_in_transaction", "tests", threshold=5, for_seconds=0, cooldown_seconds=60)
+    yield eng, clock
+    eng.close()
+
+
+async def test_a_refired_alert_keeps_its_acknowledgement_on_screen(alerting) -> None:  # type: ignore[no-untyped-def]
+    engine, clock = alerting
+    s = engine.connect("batch", "nightly")
+    s.execute("BEGIN")
+    s.execute("SELECT count(*) FROM inventory.stock")
+    clock.advance(6)
+    engine.alerts.evaluate()
+    [alert] = engine.alerts.alerts(rule_id="idle_in_transaction")
+    engine.alerts.acknowledge(alert.alert_id, "oncall", "looking")
+    s.execute("SELECT 1")  # resolves, idle in transaction again at once; fires again after the cooldown
+    engine.alerts.evaluate()
+    clock.advance(60)
+    engine.alerts.evaluate()
+    [again] = engine.alerts.alerts(rule_id="idle_in_transaction")
+    assert again.occurrence_count == 2
+    app = RdbTop(Settings(url="http://engine", interval=0.5), EngineSource(engine), clock=clock.time)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.shown is not None, timeout=10)
+        await on_pane(pilot, "alerts", "6")
+        row = cells(app, "alerts-table", alert.alert_id)
+        assert (row["state"], row["count"], row["value"], row["threshold"]) == ("acknowledged", "2", "1m00s", "> 5.0s")
+        assert row["ack"].startswith("oncall ")
+        about = str(app.query_one("#pane-alerts .about").render())
+        assert "acknowledged by oncall at " in about and about.endswith(": looking")
+        s.close()
