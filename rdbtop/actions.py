@@ -8,32 +8,38 @@ server errors come back as notifications, in words.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .client import ApiFailure, ClientError, NotServed, Unreachable
-from .format import age
+from .format import age, duration
 from .model import (
     ActiveQuery,
     Alert,
     BlockerNode,
+    MaintenanceJob,
     Session,
     Silence,
     Snapshot,
     field_of,
     int_,
+    maintenance_targets,
     parse_all,
     records,
     str_,
 )
 from .panes.base import SessionTarget
 from .screens.confirm import ConfirmScreen
-from .screens.maintenance import MaintenanceScreen
+from .screens.maintenance import JOBS_SHOWN, MaintenanceScreen, job_result
 from .screens.silence import SilenceScreen
 
 if TYPE_CHECKING:
     from .app import RdbTop
+
+FOLLOW_FIRST_DELAY = 0.25  # seconds before a started job is first read again
+FOLLOW_MAX_DELAY = 5.0
 
 
 def in_words(exc: ClientError, what: str) -> str:
@@ -231,7 +237,8 @@ class Actions:
             self._run(self._maintenance())
 
     async def _maintenance(self) -> None:
-        choice = await self.app.push_screen_wait(MaintenanceScreen())
+        targets, jobs = await self.maintenance_targets(), await self.maintenance_jobs()
+        choice = await self.app.push_screen_wait(MaintenanceScreen(targets, jobs))
         if choice is None:
             return
         operation, target = choice
@@ -245,7 +252,50 @@ class Actions:
                                     f"start {operation}")
         if ok:
             job = str_(body, "job_id")
-            self._done(f"{operation} on {target or 'everything'} started" + (f" (job {job})." if job else "."))
+            what = f"{operation} on {target or 'everything'}"
+            self._done(f"{what} started" + (f" (job {job})." if job else "."))
+            if job:
+                self._run(self._follow(job, what))
+
+    async def _follow(self, job_id: str, what: str) -> None:
+        """Read the job until it ends, then say how it ended; quickly at first, as most jobs are short."""
+        assert self.app.client is not None
+        delay = FOLLOW_FIRST_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(FOLLOW_MAX_DELAY, delay * 2)
+            try:
+                job = MaintenanceJob.parse(await self.app.client.get(f"/api/v1/admin/maintenance/{job_id}"))
+            except NotServed:
+                return  # a server that runs jobs without telling about them (RustyDB)
+            except ClientError:
+                continue  # unreachable for a while: the banner says so; the job goes on meanwhile
+            if job is None:
+                return
+            if job.finished:
+                break
+        took = "" if job.duration_ms is None else f" in {duration(job.duration_ms / 1000)}"
+        result = job_result(job)
+        message = f"{what} {job.status}{took}" + (f": {result}" if result else "") + "."
+        severity = {"completed": "information", "canceled": "warning"}.get(job.status or "", "error")
+        self.app.notify(message, title="maintenance", severity=severity, timeout=10)  # type: ignore[arg-type]
+
+    async def maintenance_targets(self) -> dict[str, list[str]] | None:
+        """The schemas and tables jobs can target, or None when the server does not list them."""
+        assert self.app.client is not None
+        try:
+            return maintenance_targets(await self.app.client.get("/api/v1/admin/maintenance/targets"))
+        except ClientError:
+            return None
+
+    async def maintenance_jobs(self) -> list[MaintenanceJob] | None:
+        """The newest jobs, or None when the server does not list them."""
+        assert self.app.client is not None
+        try:
+            body = await self.app.client.get("/api/v1/admin/maintenance", page_size=JOBS_SHOWN)
+        except ClientError:
+            return None
+        return parse_all(field_of(body, "data"), MaintenanceJob.parse) if isinstance(body, dict) else None
 
     def backup(self) -> None:
         if self._ready():

@@ -359,6 +359,42 @@ class Backup:
 
 
 @dataclass(frozen=True)
+class MaintenanceJob:
+    job_id: str
+    operation: str | None = None
+    status: str | None = None
+    target: str | None = None  # None: every schema
+    created_at: int | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    bytes_reclaimed: int | None = None
+    wait_event: str | None = None
+    steps: int = 0
+
+    @classmethod
+    def parse(cls, d: Any) -> MaintenanceJob | None:
+        jid = str_(d, "job_id")
+        if jid is None:
+            return None
+        return cls(jid, str_(d, "operation"), str_(d, "status"), str_(d, "target"), int_(d, "created_at"),
+                   float_(d, "duration_ms"), str_(d, "error"), int_(d, "bytes_reclaimed"), str_(d, "wait_event"),
+                   len(records(field_of(d, "steps"))))
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "canceled")
+
+
+def maintenance_targets(d: Any) -> dict[str, list[str]] | None:
+    """{schema: its tables} from /admin/maintenance/targets; None when the answer is not one."""
+    schemas = field_of(d, "schemas")
+    if not isinstance(schemas, list):
+        return None
+    return {name: [t for t in list_(s, "tables") if isinstance(t, str)]
+            for s in records(schemas) if (name := str_(s, "schema_name")) is not None}
+
+
+@dataclass(frozen=True)
 class BackupSchedule:
     enabled: bool | None = None
     full_cron: str | None = None

@@ -83,6 +83,10 @@ class FakeServer:
             {"silence_id": "s0", "rule_id": None, "labels": {"username": "etl"}, "comment": None,
              "created_by": "admin", "created_at": NOW - 7200, "expires_at": NOW - 1800, "active": False},
         ]
+        self.jobs: list[dict[str, Any]] = [
+            {"job_id": "job-0", "operation": "checkpoint", "status": "failed", "target": "inventory",
+             "created_at": NOW - 900, "duration_ms": 5003.0, "steps": [], "bytes_reclaimed": None,
+             "error": "the checkpoint was busy", "wait_event": None}]
         self.backups: list[dict[str, Any]] = [
             {"backup_id": "backup_0001", "backup_type": "full", "status": "completed", "start_time": NOW - 30 * 3600,
              "completion_time": NOW - 30 * 3600 + 42, "size_bytes": 52_428_800, "location": "/backups/0001"},
@@ -146,6 +150,11 @@ class FakeServer:
                 "/transactions/locks": self._locks, "/transactions/deadlocks": self._deadlocks,
                 "/alerts": lambda: {"alerts": self.alerts, "active_count": 2},
                 "/alerts/silences": lambda: self.silences,
+                "/admin/maintenance/targets": lambda: {"schemas": [
+                    {"schema_name": "inventory", "tables": ["stock"]},
+                    {"schema_name": "sales", "tables": ["customers", "orders"]}]},
+                "/admin/maintenance": lambda: {"data": self.jobs[::-1], "total_count": len(self.jobs), "page": 1,
+                                               "page_size": 50, "total_pages": 1},
                 "/backup/list": lambda: {"backups": self.backups, "total_count": len(self.backups)},
                 "/backup/schedule": lambda: {"enabled": True, "full_backup_cron": "0 2 * * *",
                                              "incremental_backup_cron": "0 * * * *", "retention_days": 14,
@@ -167,6 +176,15 @@ class FakeServer:
             if m := re.fullmatch(r"/sessions/(\d+)", p):
                 s = self.session(int(m[1]))
                 return (200, s) if s else (404, {"code": "NOT_FOUND", "message": f"Session {m[1]} not found"})
+            if m := re.fullmatch(r"/admin/maintenance/([\w-]+)", p):
+                job = next((j for j in self.jobs if j["job_id"] == m[1]), None)
+                if job is None:
+                    return 404, {"code": "NOT_FOUND", "message": f"Maintenance job {m[1]} not found"}
+                if job["status"] == "running":  # a job ends by the time it is first asked about
+                    job.update(status="completed", completed_at=self.now, duration_ms=1250.0,
+                               steps=[{"schema_name": job["target"] or "sales"}],
+                               bytes_reclaimed=65536 if job["operation"] == "vacuum" else None)
+                return 200, job
             return None
         if method == "DELETE" and (m := re.fullmatch(r"/sessions/(\d+)", p)):
             s = self.session(int(m[1]))
@@ -196,7 +214,11 @@ class FakeServer:
                 self.silences.append(silence)
                 return 201, silence
             if p == "/admin/maintenance":
-                return 202, {"job_id": "job-1", "operation": (body or {}).get("operation"), "status": "running"}
+                job = {"job_id": f"job-{len(self.jobs)}", "operation": (body or {}).get("operation"),
+                       "status": "running", "target": (body or {}).get("target"), "created_at": self.now,
+                       "duration_ms": None, "steps": [], "bytes_reclaimed": None, "error": None, "wait_event": None}
+                self.jobs.append(job)
+                return 202, job
             if p == "/backup/full":
                 backup = {"backup_id": "backup_0003", "backup_type": "full", "status": "in_progress",
                           "start_time": self.now, "completion_time": None, "size_bytes": None, "location": "/b/3"}

@@ -14,8 +14,9 @@ from engine.errors import EngineError
 from rdbtop.app import RdbTop
 from rdbtop.config import Settings
 from rdbtop.screens.confirm import ConfirmScreen
+from rdbtop.screens.maintenance import MaintenanceScreen
 
-from .conftest import EngineSource, on_pane, running, table, until
+from .conftest import EngineSource, notes, on_pane, running, table, until
 from .fakeserver import FakeServer
 
 
@@ -222,3 +223,54 @@ async def test_a_refired_alert_keeps_its_acknowledgement_on_screen(alerting) -> 
         about = str(app.query_one("#pane-alerts .about").render())
         assert "acknowledged by oncall at " in about and about.endswith(": looking")
         s.close()
+
+
+# -- maintenance -----------------------------------------------------------------------------------
+
+async def test_m_offers_what_exists_shows_recent_jobs_and_notifies_the_outcome(server: FakeServer) -> None:
+    async with running(server) as (app, pilot):
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen))
+        await pilot.pause()
+        dialog = app.screen
+        assert "targets: inventory, sales (vacuum works on whole schemas)" in str(dialog.query_one(".targets").render())
+        jobs = str(dialog.query_one(".jobs").render())
+        assert "checkpoint inventory          failed      5.0s  the checkpoint was busy" in jobs
+        await pilot.press("down")  # analyze: tables too
+        await pilot.pause()
+        assert "inventory, inventory.stock, sales, sales.customers, sales.orders" in str(
+            dialog.query_one(".targets").render())
+        await pilot.press("up", "enter", *"stock", "enter")  # vacuum a table: said in the dialog, not sent
+        await pilot.pause()
+        assert "vacuum works on a whole schema: choose inventory, not the table inventory.stock" in str(
+            dialog.query_one(".problem").render())
+        await pilot.press(*["backspace"] * 5, *"INVENTORY", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert facts(app.screen)["target"] == "inventory"  # as the server spells it
+        app.screen.action_answer(True)
+        await until(pilot, lambda: "vacuum on inventory completed in 1.2s: 64.0 KiB reclaimed." in notes(app))
+        assert [c for c in server.actions() if c[1] == "/api/v1/admin/maintenance"] == [
+            ("POST", "/api/v1/admin/maintenance", {"operation": "vacuum", "target": "inventory"})]
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen))
+        await pilot.pause()
+        assert str(app.screen.query_one(".jobs").render()).splitlines()[1].startswith(
+            "vacuum     inventory          completed   1.2s  64.0 KiB reclaimed")
+
+
+async def test_m_on_a_real_engine_lists_its_tables_and_reports_the_job(engine: Engine) -> None:
+    app = RdbTop(Settings(url="http://engine", interval=0.5), EngineSource(engine))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.shown is not None, timeout=10)
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen), timeout=10)
+        await pilot.pause()
+        await pilot.press("down")
+        await pilot.pause()
+        assert "inventory.stock" in str(app.screen.query_one(".targets").render())
+        await pilot.press("enter", *"inventory.stock", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=10)
+        app.screen.action_answer(True)
+        await until(pilot, lambda: "analyze on inventory.stock completed in" in notes(app), timeout=20)
+        [job] = engine.maintenance.jobs()
+        assert (job.operation, str(job.target), job.status) == ("analyze", "inventory.stock", "completed")
