@@ -342,6 +342,8 @@ class RdbTop(App[int]):
         self.tabs.active = keys[(keys.index(self.tabs.active) + 1) % len(keys)]
 
     async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if not (self.is_running and self.screen_stack):  # a switch (--rotate) that arrives as the app closes
+            return
         self._tell_poller()
         if not (self.paused or self.read_for(self.tabs.active)) and self.poller is not None:
             self.poller.poll_now()  # this pane's data was not read for it: read it now; deliver() draws it

@@ -63,7 +63,7 @@ class AlertsPane(Pane):
     DEFAULT_CSS = """
     AlertsPane #alerts-table { height: 1fr; min-height: 4; }
     AlertsPane .about { height: auto; max-height: 5; border-top: solid $panel; }
-    AlertsPane #alerts-silences { height: auto; max-height: 7; }
+    AlertsPane #alerts-silences { height: 5; }
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:

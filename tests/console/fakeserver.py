@@ -94,6 +94,7 @@ class FakeServer:
              "start_time": NOW - 3 * 3600, "completion_time": NOW - 3 * 3600 + 5, "size_bytes": None,
              "location": "/backups/0002", "error_message": "disk full"},
         ]
+        self.performance: dict[str, Any] = {}  # figures that replace /stats/performance's
         self.calls: list[tuple[str, str, Any]] = []
         self.reads: list[tuple[str, dict[str, str]]] = []  # every GET: path and query parameters
         self.role: str | None = None  # what /auth/validate says: None for an API key (it cannot tell)
@@ -232,7 +233,7 @@ class FakeServer:
             by_state[s["state"]] = by_state.get(s["state"], 0) + 1
         return {"cpu_usage_percent": 35.0, "memory_usage_percent": 41.0, "cache_hit_ratio": 0.975,
                 "transactions_per_second": 40.0, "statements_per_second": 250.0, "locks_held": 2, "deadlocks": 1,
-                "lock_waiters": 2, "sessions": by_state, "uptime_seconds": 86_400 + 3_723.0}
+                "lock_waiters": 2, "sessions": by_state, "uptime_seconds": 86_400 + 3_723.0, **self.performance}
 
     def _health(self) -> dict[str, Any]:
         return {"status": "healthy", "version": "0.1.0", "uptime_seconds": 90_123,

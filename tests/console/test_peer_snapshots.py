@@ -13,7 +13,7 @@ from .fakeserver import FakeServer
 DIALOGS = {
     "terminate": ("locks", "4", "/3", "#locks-tree", "K", "ConfirmScreen"),
     "silence": ("alerts", "6", "a1", "#alerts-table", "S", "SilenceScreen"),
-    "maintenance": ("overview", "1", None, None, "m", "MaintenanceScreen"),
+    "maintenance": ("backups", "7", None, None, "m", "MaintenanceScreen"),
 }
 SIZES = [(80, 24), (160, 48)]
 

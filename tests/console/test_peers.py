@@ -15,6 +15,7 @@ from rdbtop.app import RdbTop
 from rdbtop.config import Settings
 from rdbtop.screens.confirm import ConfirmScreen
 from rdbtop.screens.maintenance import MaintenanceScreen
+from rdbtop.widgets.charts import LinePlot, fitted_range, runs, time_ticks
 
 from .conftest import EngineSource, notes, on_pane, running, table, until
 from .fakeserver import FakeServer
@@ -274,3 +275,80 @@ async def test_m_on_a_real_engine_lists_its_tables_and_reports_the_job(engine: E
         await until(pilot, lambda: "analyze on inventory.stock completed in" in notes(app), timeout=20)
         [job] = engine.maintenance.jobs()
         assert (job.operation, str(job.target), job.status) == ("analyze", "inventory.stock", "completed")
+
+
+# -- charts ----------------------------------------------------------------------------------------
+
+def test_a_cache_hit_drop_fills_the_plot_and_gaps_stay_gaps() -> None:
+    lo, hi = fitted_range([99.0, 97.0, 95.0], floor=0.0, ceiling=100.0)
+    assert 94.0 < lo < 95.0 and 99.0 < hi < 100.0
+    assert fitted_range([100.0, 99.5], 0.0, 100.0)[1] == 100.0  # never above the ceiling
+    assert fitted_range([0.0, 0.0], 0.0, None) == (0.0, 1.0)  # a flat zero still has a scale
+    times = [0.0, 2.0, 4.0, 6.0, 8.0, 30.0, 32.0]
+    assert runs(times, [1.0, 2.0, None, 4.0, 5.0, 6.0, 7.0]) == [
+        ([0.0, 2.0], [1.0, 2.0]), ([6.0, 8.0], [4.0, 5.0]), ([30.0, 32.0], [6.0, 7.0])]  # unknown; polls missed
+    assert [label for _, label in time_ticks(300)] == ["-4m", "-2m", "now"]
+    assert [label for _, label in time_ticks(900)] == ["-15m", "-10m", "-5m", "now"]
+
+
+def plot_text(app: RdbTop, plot_id: str) -> str:
+    return str(app.query_one(f"#{plot_id}", LinePlot).render())
+
+
+async def test_the_overview_plots_what_was_read_with_gaps_and_a_fitted_scale(server: FakeServer) -> None:
+    async with running(server, size=(160, 48)) as (app, pilot):
+        for ratio in (0.99, None, 0.97, 0.95):
+            server.now += 2
+            server.performance = {"cache_hit_ratio": ratio}
+            app.poller.poll_now()
+            await until(pilot, lambda: app.history.times[-1] == server.now)
+        assert list(app.history.cache_hit)[-4:] == [99.0, None, 97.0, 95.0]
+        assert [ys for _, ys in runs(list(app.history.times), list(app.history.cache_hit))] == [
+            [97.5, 99.0], [97.0, 95.0]]  # the first poll's, then a gap where the server did not say
+        await pilot.pause()
+        text = plot_text(app, "plot-cache")
+        labels = [line.split()[0] for line in text.splitlines()[1:-1] if line.strip() and line.split()[0][0].isdigit()]
+        assert labels and all(94 <= float(v) <= 100 for v in labels), text  # fitted, not 0 to 100
+        assert text.splitlines()[-1].split()[-1] == "now"
+
+
+async def test_a_plot_is_built_again_only_for_a_new_point_and_only_while_shown(server: FakeServer) -> None:
+    async with running(server) as (app, pilot):
+        plot = app.query_one("#plot-statements", LinePlot)
+        await until(pilot, lambda: plot.builds > 0)
+        built = plot.builds
+        app.draw()  # the same data drawn again
+        await pilot.pause()
+        assert plot.builds == built
+        server.now += 2
+        app.poller.poll_now()
+        await until(pilot, lambda: plot.builds == built + 1)
+        await on_pane(pilot, "sessions", "2")
+        for _ in range(2):  # polls while the overview is hidden: points, but no plot built
+            server.now += 2
+            app.poller.poll_now()
+            await until(pilot, lambda: app.history.times[-1] == server.now)
+        assert plot.builds == built + 1 and app.history.points >= 3
+
+
+async def test_without_colour_the_series_and_wait_classes_differ_by_shape(server: FakeServer,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    async with running(server, size=(160, 48)) as (app, pilot):
+        for active in (4, 6, 5):
+            server.now += 2
+            server.performance = {"sessions": {"active": active, "waiting": 2}}
+            app.poller.poll_now()
+            await until(pilot, lambda: app.history.times[-1] == server.now)
+        await pilot.pause()
+        sessions = plot_text(app, "plot-sessions")
+        assert "⠒ active 5" in sessions.splitlines()[0] and "• waiting 2" in sessions.splitlines()[0]
+        body = "\n".join(sessions.splitlines()[1:])
+        assert "•" in body and any("\u2800" < c <= "\u28ff" for c in body)  # waiting in dots, active in braille
+        await on_pane(pilot, "ash", "5")
+        chart = str(app.query_one("#pane-ash .chart").render())
+        legend = chart.splitlines()[-1]
+        assert "█ CPU" in legend and "▓ IO" in legend and "▒ Lock" in legend and "░ Idle in transaction" in legend
+        assert chart.splitlines()[-2].split()[-1] == "now"
+        drawn = set("".join(chart.splitlines()[:-2]))
+        assert {"█", "▒"} <= drawn  # the fake's samples: on CPU and waiting for locks
