@@ -227,9 +227,9 @@ class Actions:
         if ok:
             silence = Silence.parse(created) if isinstance(created, dict) else None
             until = silence.expires_at if silence else None
-            what = "every alert of rule " + wanted.rule_id if wanted.rule_id and not wanted.labels else \
-                f"alert {alert.alert_id}"
-            self._done(f"Silence {silence.silence_id if silence else ''} holds back {what}" +
+            what = (f"every alert of rule {wanted.rule_id}" if wanted.rule_id and not wanted.labels else
+                    f"alert {alert.alert_id}")
+            self._done(f"{f'Silence {silence.silence_id}' if silence else 'A silence'} holds back {what}" +
                        (f" until {time.strftime('%H:%M', time.localtime(until))}." if until else "."))
 
     def maintenance(self) -> None:
@@ -266,10 +266,10 @@ class Actions:
             delay = min(FOLLOW_MAX_DELAY, delay * 2)
             try:
                 job = MaintenanceJob.parse(await self.app.client.get(f"/api/v1/admin/maintenance/{job_id}"))
-            except NotServed:
-                return  # a server that runs jobs without telling about them (RustyDB)
+            except Unreachable:
+                continue  # for a while: the banner says so; the job goes on meanwhile
             except ClientError:
-                continue  # unreachable for a while: the banner says so; the job goes on meanwhile
+                return  # not served (RustyDB runs jobs without telling about them), or forgotten
             if job is None:
                 return
             if job.finished:

@@ -125,7 +125,7 @@ class LinePlot(Static):
         drawn again (another pane's poll, a filter change) costs nothing."""
         self.series, self.times, self.now, self.tail = series, times, now, tail
         self.floor, self.ceiling = floor, ceiling
-        self.stamp = (stamp, tail, tuple(s.style for s in series))
+        self.stamp = (stamp, tail, tuple((s.label, s.style) for s in series))
         self.redraw()
 
     def on_resize(self) -> None:

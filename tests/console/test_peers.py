@@ -145,6 +145,7 @@ async def test_S_creates_a_silence_for_the_selected_alert(server: FakeServer) ->
         assert server.actions()[-1] == ("POST", "/api/v1/alerts/silences", {
             "duration_seconds": 5400.0, "rule_id": "blocked_session", "labels": {"session_id": "2", "username": "shop"},
             "comment": "batch fix deployed"})
+        await until(pilot, lambda: "Silence s3 holds back alert a1 until 09:30." in notes(app))
         await until(pilot, lambda: any(s.silence_id == "s3" for s in app.shown.silences or []))
         await pilot.pause()
         assert cells(app, "alerts-silences", "s3")["matches"] == "rule blocked_session session_id=2 username=shop"
