@@ -95,6 +95,7 @@ class FakeServer:
              "location": "/backups/0002", "error_message": "disk full"},
         ]
         self.performance: dict[str, Any] = {}  # figures that replace /stats/performance's
+        self.job_outcome: dict[str, Any] = {}  # how a maintenance job ends, over "completed"
         self.calls: list[tuple[str, str, Any]] = []
         self.reads: list[tuple[str, dict[str, str]]] = []  # every GET: path and query parameters
         self.role: str | None = None  # what /auth/validate says: None for an API key (it cannot tell)
@@ -185,6 +186,7 @@ class FakeServer:
                     job.update(status="completed", completed_at=self.now, duration_ms=1250.0,
                                steps=[{"schema_name": job["target"] or "sales"}],
                                bytes_reclaimed=65536 if job["operation"] == "vacuum" else None)
+                    job.update(self.job_outcome)
                 return 200, job
             return None
         if method == "DELETE" and (m := re.fullmatch(r"/sessions/(\d+)", p)):

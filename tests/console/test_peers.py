@@ -353,3 +353,28 @@ async def test_without_colour_the_series_and_wait_classes_differ_by_shape(server
         assert chart.splitlines()[-2].split()[-1] == "now"
         drawn = set("".join(chart.splitlines()[:-2]))
         assert {"█", "▒"} <= drawn  # the fake's samples: on CPU and waiting for locks
+
+
+async def test_a_failed_job_is_notified_as_an_error(server: FakeServer) -> None:
+    server.job_outcome = {"status": "failed", "error": "database or disk is full", "steps": []}
+    async with running(server) as (app, pilot):
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen))
+        await pilot.press("down", "enter", *"sales", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        app.screen.action_answer(True)
+        await until(pilot, lambda: "analyze on sales failed in 1.2s: database or disk is full." in notes(app))
+        [failed] = [n for n in app._notifications if "failed in" in str(n.message)]
+        assert failed.severity == "error"
+
+
+async def test_alerts_at_80x24_keep_the_words_and_the_silences(server: FakeServer) -> None:
+    async with running(server, size=(80, 24)) as (app, pilot):
+        await on_pane(pilot, "alerts", "6")
+        assert table(app, "", "alerts-table").select_key("a2")
+        await pilot.pause()
+        about = app.query_one("#pane-alerts .about")
+        assert about.region.height >= 3 and "acknowledged by oncall at 07:55:00" in str(about.render())
+        silences = table(app, "", "alerts-silences")
+        assert silences.region.height >= 3 and silences.row_count == 2
+        assert cells(app, "alerts-table", "a2")["threshold"] == "< 95.0%"
