@@ -13,6 +13,7 @@ its size or look changed: plotext's build is the dearest part of drawing the ove
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -173,7 +174,10 @@ class LinePlot(Static):
         ticks = time_ticks(span)
         fig.xticks([t for t, _ in ticks], [label for _, label in ticks])
         fig.xlim(-span, 0)
-        lo, hi = fitted_range([y for _, (_, ys) in pieces for y in ys], self.floor, self.ceiling)
+        values = [y for _, (_, ys) in pieces for y in ys]
+        lo, hi = fitted_range(values, self.floor, self.ceiling)
+        if all(float(y).is_integer() for y in values):  # counts: whole numbers on the scale
+            lo, hi = float(math.floor(lo)), float(math.ceil(hi))
         fig.ylim(lo, hi)
         levels = [lo, (lo + hi) / 2, hi] if height >= 5 else [lo, hi]
         fig.yticks(levels, [_tick(v, hi - lo) for v in levels])
