@@ -10,12 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from textual.widgets import TabbedContent
 
 from engine import Engine, EngineConfig
 from engine.api import create_app
 from rdbtop.app import RdbTop
 from rdbtop.client import Credentials, RdbClient
 from rdbtop.config import Settings
+from rdbtop.widgets.table import KeyedTable
 
 from .fakeserver import FakeServer, FakeSource
 
@@ -66,6 +68,25 @@ async def running(server: FakeServer, size: tuple[int, int] = (120, 40),
     async with app.run_test(size=size) as pilot:
         await loaded(pilot)
         yield app, pilot
+
+
+def table(app, pane: str, table_id: str | None = None) -> KeyedTable:  # type: ignore[no-untyped-def]
+    return app.query_one(f"#{table_id or pane + '-table'}", KeyedTable)
+
+
+def keys(t: KeyedTable) -> list[str]:
+    return t.row_keys
+
+
+def notes(app) -> str:  # type: ignore[no-untyped-def]
+    return "\n".join(str(n.message) for n in app._notifications)
+
+
+async def on_pane(pilot, key: str, number: str) -> None:  # type: ignore[no-untyped-def]
+    await pilot.press(number)
+    # a pane is drawn once a poll has read for it
+    await until(pilot, lambda: pilot.app.query_one(TabbedContent).active == key and pilot.app.read_for(key))
+    await pilot.pause()
 
 
 class EngineSource:

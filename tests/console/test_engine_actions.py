@@ -16,8 +16,7 @@ from rdbtop.screens.confirm import ConfirmScreen
 from rdbtop.screens.detail import DetailScreen
 from rdbtop.screens.maintenance import MaintenanceScreen
 
-from .conftest import EngineSource, until
-from .test_keys import notes, on_pane, table
+from .conftest import EngineSource, notes, on_pane, table, until
 
 
 @pytest.fixture

@@ -11,28 +11,8 @@ from rdbtop.screens.detail import DetailScreen
 from rdbtop.screens.filter import FilterScreen
 from rdbtop.screens.help import HelpScreen
 from rdbtop.screens.maintenance import MaintenanceScreen
-from rdbtop.widgets.table import KeyedTable
 
-from .conftest import HANG_GUARD_SECONDS, running, until
-
-
-def table(app, pane: str, table_id: str | None = None) -> KeyedTable:  # type: ignore[no-untyped-def]
-    return app.query_one(f"#{table_id or pane + '-table'}", KeyedTable)
-
-
-def keys(t: KeyedTable) -> list[str]:
-    return t.row_keys
-
-
-def notes(app) -> str:  # type: ignore[no-untyped-def]
-    return "\n".join(str(n.message) for n in app._notifications)
-
-
-async def on_pane(pilot, key: str, number: str) -> None:  # type: ignore[no-untyped-def]
-    await pilot.press(number)
-    # a pane is drawn once a poll has read for it
-    await until(pilot, lambda: pilot.app.query_one(TabbedContent).active == key and pilot.app.read_for(key))
-    await pilot.pause()
+from .conftest import HANG_GUARD_SECONDS, keys, notes, on_pane, running, table, until
 
 
 async def ask(pilot, pane: str, number: str, row: str, key: str) -> None:  # type: ignore[no-untyped-def]
