@@ -7,7 +7,7 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from ..format import age, duration, number, percent
 from ..model import SEVERITY_RANK, Alert, Silence, Snapshot
@@ -118,8 +118,8 @@ class AlertsPane(Pane):
                             and left <= 0 else ""))
         table.sync(rows)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "alerts-table":
+    def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        if event.control.id == "alerts-table":
             self._about()
 
     def _about(self) -> None:
