@@ -200,6 +200,11 @@ class KeyedTable(ScrollView, can_focus=True):
         return [r.key for r in self._rows]
 
     @property
+    def column_keys(self) -> list[str]:
+        """The keys of the columns shown, left to right."""
+        return [col.key for col, _ in self._shown]
+
+    @property
     def labels(self) -> list[str]:
         """The headers of the columns shown (the narrowest tables drop some)."""
         return [col.label for col, _ in self._shown]

@@ -29,7 +29,7 @@ from .conftest import EngineSource, running, start_engine, until
 
 def tree_labels(app) -> list[str]:  # type: ignore[no-untyped-def]
     t = app.query_one("#locks-tree")
-    return [t.get_row_at(i)[0].plain for i in range(t.row_count)]
+    return [t.get_row(key)[0].plain for key in t.row_keys]
 
 
 def caption(app) -> str:  # type: ignore[no-untyped-def]

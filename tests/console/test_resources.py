@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
-
 from rdbtop.model import Session
 from rdbtop.screens.detail import DetailScreen
 from rdbtop.widgets.table import KeyedTable
@@ -18,7 +16,7 @@ def _table(app, pane: str) -> KeyedTable:  # type: ignore[no-untyped-def]
 
 def _order(app, pane: str) -> list[str]:  # type: ignore[no-untyped-def]
     t = _table(app, pane)
-    return [t.coordinate_to_cell_key((i, 0)).row_key.value for i in range(t.row_count)]
+    return t.row_keys
 
 
 def _caption(app, pane: str) -> str:  # type: ignore[no-untyped-def]
@@ -33,8 +31,7 @@ async def _show(pilot, pane: str, number: str) -> None:  # type: ignore[no-untyp
 
 async def _click_header(pilot, pane: str, column: str) -> None:  # type: ignore[no-untyped-def]
     t = _table(pilot.app, pane)
-    t.post_message(DataTable.HeaderSelected(t, t.columns[column].key, list(t.columns).index(column),
-                                            t.columns[column].label))
+    t.post_message(t.HeaderSelected(t, column))
     await pilot.pause()
 
 
@@ -83,13 +80,13 @@ async def test_the_queries_pane_sorts_by_cpu_from_its_header(server: FakeServer)
 async def test_the_resource_columns_drop_first_when_narrow(server: FakeServer) -> None:
     async with running(server, size=(160, 48)) as (app, pilot):
         await _show(pilot, "sessions", "2")
-        wide = list(_table(app, "sessions").columns)
+        wide = list(_table(app, "sessions").column_keys)
         assert {"cpu", "reads", "writes", "rows", "client"} <= set(wide)
         await pilot.resize_terminal(120, 40)
-        await until(pilot, lambda: "rows" not in _table(app, "sessions").columns)
+        await until(pilot, lambda: "rows" not in _table(app, "sessions").column_keys)
         await pilot.resize_terminal(80, 24)
-        await until(pilot, lambda: "cpu" not in _table(app, "sessions").columns)
-        narrow = list(_table(app, "sessions").columns)
+        await until(pilot, lambda: "cpu" not in _table(app, "sessions").column_keys)
+        narrow = list(_table(app, "sessions").column_keys)
         assert {"id", "user", "state", "in_state", "sql"} <= set(narrow)
         assert not {"cpu", "reads", "writes", "rows"} & set(narrow)
 
