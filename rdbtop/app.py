@@ -331,6 +331,7 @@ class RdbTop(App[int]):
         self.down_reason = str(exc)
         self.retry_in = retry_in or 0.0
         self._show_banner()
+        self._update_status()
 
     def _show_banner(self) -> None:
         if self.down_since is not None:
