@@ -12,7 +12,7 @@ from .fakeserver import FakeServer
 # dialog: (pane key, its number, the row to select, the table, the key that opens it, the screen)
 DIALOGS = {
     "terminate": ("locks", "4", "/3", "#locks-tree", "K", "ConfirmScreen"),
-    "silence": ("alerts", "6", "a1", "#alerts-table", "S", "SilenceScreen"),
+    "silence": ("alerts", "6", "a1", "#alerts-table", "z", "SilenceScreen"),
     "maintenance": ("backups", "7", None, None, "m", "MaintenanceScreen"),
 }
 SIZES = [(80, 24), (160, 48)]
