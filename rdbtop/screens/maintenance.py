@@ -63,13 +63,14 @@ class MaintenanceScreen(ModalScreen[tuple[str, str | None] | None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.loading = True
+        # not Widget.loading: that reactive hides the whole dialog behind a loading indicator
+        self.reading = True
         self.targets: dict[str, list[str]] | None = None  # None: the server does not list them
         self.jobs: list[MaintenanceJob] | None = None
 
     def loaded(self, targets: dict[str, list[str]] | None, jobs: list[MaintenanceJob] | None) -> None:
         """What the server has, read after the dialog opened."""
-        self.loading, self.targets, self.jobs = False, targets, jobs
+        self.reading, self.targets, self.jobs = False, targets, jobs
         if self.is_mounted:  # else on_mount shows them
             self._show()
 
@@ -92,7 +93,7 @@ class MaintenanceScreen(ModalScreen[tuple[str, str | None] | None]):
             yield OptionList(*(Option(f"{name:<11} {what}", id=name) for name, what in OPERATIONS.items()),
                              id="operation")
             yield Input(placeholder="target: a schema or table, empty for all", id="target", max_length=200)
-            yield Static("targets: loading…" if self.loading else "", classes="targets")
+            yield Static("targets: loading…" if self.reading else "", classes="targets")
             yield Static(classes="problem")
             yield Static(self._jobs(), classes="jobs")
             yield Static("[dim]Esc cancels; nothing runs before you confirm[/dim]")
@@ -107,7 +108,7 @@ class MaintenanceScreen(ModalScreen[tuple[str, str | None] | None]):
         return options.get_option_at_index(index).id or "vacuum"
 
     def _offer(self, operation: str) -> None:
-        if self.loading:
+        if self.reading:
             return
         if self.targets is None:
             self.query_one(".targets", Static).update("")
@@ -121,7 +122,7 @@ class MaintenanceScreen(ModalScreen[tuple[str, str | None] | None]):
         self.query_one(".targets", Static).update(text)
 
     def _jobs(self) -> Text:
-        if self.loading:
+        if self.reading:
             return Text("recent jobs: loading…", style="dim")
         if self.jobs is None:
             return Text("recent jobs: this server does not list them", style="dim")
@@ -139,7 +140,7 @@ class MaintenanceScreen(ModalScreen[tuple[str, str | None] | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         operation, typed = self.operation, event.value.strip()
-        if typed and self.loading:
+        if typed and self.reading:
             self.query_one(".problem", Static).update("The targets are still being read: Enter again in a moment.")
             return
         if typed and self.targets is not None:

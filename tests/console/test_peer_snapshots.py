@@ -31,7 +31,7 @@ def opening(dialog: str):  # type: ignore[no-untyped-def]
             assert app.query_one(table).select_key(row)
         await pilot.press(key)
         await until(pilot, lambda: app.screen.__class__.__name__ == screen)
-        await until(pilot, lambda: not getattr(app.screen, "loading", False))  # the maintenance dialog's reads
+        await until(pilot, lambda: not getattr(app.screen, "reading", False))  # the maintenance dialog's reads
         await pilot.pause()
         await pilot.wait_for_scheduled_animations()
     return run_before

@@ -259,7 +259,7 @@ async def test_a_refired_alert_keeps_its_acknowledgement_on_screen(alerting) -> 
 async def test_m_offers_what_exists_shows_recent_jobs_and_notifies_the_outcome(server: FakeServer) -> None:
     async with running(server) as (app, pilot):
         await pilot.press("m")
-        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen) and not app.screen.loading)
+        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen) and not app.screen.reading)
         await pilot.pause()
         dialog = app.screen
         assert "targets: inventory, sales (vacuum works on whole schemas)" in str(dialog.query_one(".targets").render())
@@ -281,7 +281,7 @@ async def test_m_offers_what_exists_shows_recent_jobs_and_notifies_the_outcome(s
         assert [c for c in server.actions() if c[1] == "/api/v1/admin/maintenance"] == [
             ("POST", "/api/v1/admin/maintenance", {"operation": "vacuum", "target": "inventory"})]
         await pilot.press("m")
-        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen) and not app.screen.loading)
+        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen) and not app.screen.reading)
         await pilot.pause()
         assert str(app.screen.query_one(".jobs").render()).splitlines()[1].startswith(
             "vacuum     inventory          completed   1.2s  64.0 KiB reclaimed")
@@ -292,7 +292,7 @@ async def test_m_on_a_real_engine_lists_its_tables_and_reports_the_job(engine: E
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.shown is not None, timeout=10)
         await pilot.press("m")
-        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen) and not app.screen.loading, timeout=10)
+        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen) and not app.screen.reading, timeout=10)
         await pilot.pause()
         await pilot.press("down")
         await pilot.pause()
@@ -386,7 +386,7 @@ async def test_a_failed_job_is_notified_as_an_error(server: FakeServer) -> None:
     server.job_outcome = {"status": "failed", "error": "database or disk is full", "steps": []}
     async with running(server) as (app, pilot):
         await pilot.press("m")
-        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen) and not app.screen.loading)
+        await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen) and not app.screen.reading)
         await pilot.press("down", "enter", *"sales", "enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         app.screen.action_answer(True)
