@@ -6,7 +6,9 @@ each metric once per pass. An alert goes pending when its condition is first met
 condition has held for the rule's `for_seconds` (and `cooldown_seconds` have passed since its
 previous firing), and resolved when the condition clears. A repeat firing of the same alert
 reopens it and increments `occurrence_count`. Acknowledging keeps a firing alert visible without
-counting it as active; a silence (by rule id and/or label values, until `expires_at`) keeps it
+counting it as active; the acknowledgement holds across a repeat that comes back within the
+rule's `cooldown_seconds` of resolving (one flapping episode), and a later repeat needs a new one
+(the alert keeps the history of who acknowledged which firing); a silence (by rule id and/or label values, until `expires_at`) keeps it
 from notifying. Rules and silences persist in `system.db`; the alert history is bounded.
 
 Metrics are looked up by name. A reader returns a float, a `Reading` (a value with the labels and
@@ -67,6 +69,7 @@ RATE_WINDOW_SECONDS = 60.0
 SILENCE_RETENTION_SECONDS = 86400.0  # expired silences stay listed this long
 MAX_DURATION_SECONDS = 30 * 86400.0
 DEFAULT_COOLDOWN_SECONDS = 300.0
+ACK_HISTORY = 10  # acknowledgements kept per alert
 WEBHOOK_QUEUE_SIZE = 1000
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 WEBHOOK_BACKOFF_SECONDS = (0.5, 1.0, 2.0)  # waits before the retries; one try plus one retry per entry
@@ -194,6 +197,14 @@ class Silence:
                 and all(alert.labels.get(k) == v for k, v in self.labels.items()))
 
 
+@dataclass(frozen=True)
+class Acknowledgement:
+    occurrence: int  # the firing it was given for (occurrence_count then)
+    by: str
+    at: float
+    note: str | None
+
+
 @dataclass
 class Alert:
     alert_id: str
@@ -220,6 +231,7 @@ class Alert:
     acknowledge_note: str | None = None
     silenced_by: str | None = None
     notified: bool = False  # "alert_fired" went out for the current occurrence
+    acknowledgements: list[Acknowledgement] = field(default_factory=list)  # newest last, bounded
 
     @property
     def acknowledged(self) -> bool:
@@ -245,6 +257,8 @@ class Alert:
             "resolved_at": _ts(self.resolved_at), "occurrence_count": self.occurrence_count,
             "last_fired_at": _ts(self.last_fired_at), "pending_since": _ts(self.pending_since),
             "silenced_by": self.silenced_by, "labels": dict(self.labels),
+            "acknowledgements": [{"occurrence": a.occurrence, "acknowledged_by": a.by, "acknowledged_at": int(a.at),
+                                  "note": a.note} for a in self.acknowledgements],
         }
 
 
@@ -632,7 +646,11 @@ class AlertService:
             self._alerts[alert.alert_id] = self._by_key[(rule.rule_id, r.key)] = alert
         elif alert.phase is AlertState.RESOLVED:
             alert.phase, alert.pending_since = AlertState.PENDING, now
-            alert.acknowledged_by = alert.acknowledged_at = alert.acknowledge_note = None  # a new occurrence
+            # Back within the rule's cooldown of resolving, it is the same episode flapping: whoever
+            # acknowledged it still owns it. Later, it is a new episode that needs a new
+            # acknowledgement; the earlier ones stay in `acknowledgements`.
+            if alert.resolved_at is None or now - alert.resolved_at > rule.cooldown_seconds:
+                alert.acknowledged_by = alert.acknowledged_at = alert.acknowledge_note = None
         alert.title, alert.severity, alert.category = rule.name, rule.severity, rule.category
         alert.metric, alert.operator, alert.threshold, alert.unit = rule.metric, rule.operator, rule.threshold, unit
         alert.value, alert.labels = r.value, dict(r.labels)
@@ -730,6 +748,8 @@ class AlertService:
                                alert_id=alert_id, acknowledged_by=alert.acknowledged_by,
                                acknowledged_at=_ts(alert.acknowledged_at))
             alert.acknowledged_by, alert.acknowledged_at, alert.acknowledge_note = by, self._clock.time(), note
+            alert.acknowledgements = [*alert.acknowledgements[-(ACK_HISTORY - 1):],
+                                      Acknowledgement(alert.occurrence_count, by, alert.acknowledged_at, note)]
             return copy.copy(alert)
 
     # -- rules -------------------------------------------------------------------------------

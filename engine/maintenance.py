@@ -211,6 +211,11 @@ class MaintenanceService:
             if job.thread is not None:
                 job.thread.join()
 
+    def targets(self) -> dict[str, list[str]]:
+        """What a job can target: every schema with its tables, by name."""
+        return {schema: sorted(_tables(path).values(), key=str.lower)
+                for schema, path in sorted(self._engine.storage.files().items())}
+
     def resolve_target(self, text: str | None) -> Target:
         """A schema, `schema.table`, or a table name found in exactly one schema; names as SQLite
         compares them (case-insensitively), given back as they are spelt in the database."""

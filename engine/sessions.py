@@ -99,6 +99,7 @@ class SessionInfo(NamedTuple):
     transaction_id: int | None
     transaction_started_at: float | None
     counters: SessionCounters
+    last_sql: str | None = None  # the statement running, else the last one it ran (what pg_stat_activity shows)
 
 
 class Session:
@@ -118,6 +119,7 @@ class Session:
         self.counters = SessionCounters()
         self.txn: Transaction | None = None
         self.statement: Statement | None = None
+        self.last_sql: str | None = None
         self.closed = False
         self.terminated_by: str | None = None
         self._use = threading.Lock()
@@ -178,7 +180,7 @@ class Session:
             blockers[0] if blockers else None, blockers,
             stmt.query_id if stmt else None, stmt.sql if stmt else None, stmt.sql_id if stmt else None,
             stmt.started_at if stmt else None, txn.id if txn else None, txn.started_at if txn else None,
-            counters)
+            counters, self.last_sql)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -246,6 +248,7 @@ class Session:
         stmt = Statement(self.id, sql, now, start, start + timeout if timeout > 0 else None, text.sql_id, self.user)
         with self._stop:
             self.statement = stmt
+            self.last_sql = sql
             self._in_sqlite = True
             if self.terminated_by is not None:  # terminate() came while this call was starting
                 stmt.stop_reason, stmt.stopped_by = "terminated", self.terminated_by

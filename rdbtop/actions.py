@@ -9,20 +9,50 @@ server errors come back as notifications, in words.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from textual.screen import ModalScreen
 
 from .client import ApiFailure, ClientError, NotServed, Unreachable
-from .format import age
-from .model import ActiveQuery, Alert, Session, field_of, int_, records, str_
+from .format import age, duration
+from .model import (
+    ActiveQuery,
+    Alert,
+    BlockerNode,
+    MaintenanceJob,
+    Session,
+    Silence,
+    Snapshot,
+    field_of,
+    int_,
+    maintenance_targets,
+    parse_all,
+    records,
+    str_,
+    wait_edges,
+)
 from .panes.base import SessionTarget
 from .screens.confirm import ConfirmScreen
-from .screens.maintenance import MaintenanceScreen
+from .screens.maintenance import JOBS_SHOWN, MaintenanceScreen, job_result
+from .screens.silence import SilenceRequest, SilenceScreen
 
 if TYPE_CHECKING:
     from .app import RdbTop
+
+FOLLOW_FIRST_DELAY = 0.25  # seconds before a started job is first read again
+FOLLOW_MAX_DELAY = 5.0
+
+
+def frees_words(behind: list[int] | None) -> str:
+    """What terminating a session frees: the sessions waiting behind it, or unknown."""
+    if behind is None:
+        return "unknown"
+    if not behind:
+        return "no waiting session"
+    return (f"{len(behind)} waiting session{'s' if len(behind) != 1 else ''} ({', '.join(map(str, behind[:12]))}"
+            f"{', …' if len(behind) > 12 else ''})")
 
 
 def in_words(exc: ClientError, what: str) -> str:
@@ -162,10 +192,21 @@ class Actions:
         if t is None:
             self.app.notify("Select a session first.")
         elif self._ready():
-            self._run(self._terminate(t, self._ask(ConfirmScreen(
+            # the dialog is open before the graph is read again: it says what the last poll knew and
+            # the fresh count replaces it when it comes
+            dialog = ConfirmScreen(
                 f"Terminate session {t.session_id}?",
-                [("session", t.session_id), ("user", t.username), ("query", t.query_id or "none"), ("SQL", t.sql)],
-                "The session is disconnected; its open transaction is rolled back."))))
+                [("session", t.session_id), ("user", t.username), ("query", t.query_id or "none"), ("SQL", t.sql),
+                 ("frees", frees_words(self.known_behind(t.session_id)))],
+                "The session is disconnected; its open transaction is rolled back.")
+            answer = self._ask(dialog)
+            self._run(self._recount(t.session_id, dialog))
+            self._run(self._terminate(t, answer))
+
+    async def _recount(self, session_id: int, dialog: ConfirmScreen) -> None:
+        behind = await self.waiting_behind(session_id)
+        if behind is not None and dialog.is_attached:
+            dialog.set_fact("frees", frees_words(behind))
 
     async def _terminate(self, t: SessionTarget, answer: asyncio.Future[str | None]) -> None:
         if await self._confirmed(answer, "Nothing was terminated.") is None:
@@ -200,9 +241,47 @@ class Actions:
         if ok:
             self._done(f"Alert {alert.alert_id} acknowledged.")
 
+    def silence(self, alert: Alert | None) -> None:
+        if alert is None:
+            self.app.notify("Select an alert first.")
+        elif not alert.rule and not alert.labels:
+            self.app.notify(f"Alert {alert.alert_id} names no rule or labels to silence it by.")
+        elif self._ready():
+            self._run(self._silence(alert, self._ask(SilenceScreen(alert.title or alert.alert_id, alert.rule,
+                                                                   alert.labels))))
+
+    async def _silence(self, alert: Alert, answer: asyncio.Future[SilenceRequest | None]) -> None:
+        wanted = await answer
+        if wanted is None:
+            self.app.notify("No silence was created.")
+            return
+        body: dict[str, Any] = {"duration_seconds": wanted.duration_seconds}
+        if wanted.rule_id:
+            body["rule_id"] = wanted.rule_id
+        if wanted.labels:
+            body["labels"] = wanted.labels
+        if wanted.comment:
+            body["comment"] = wanted.comment
+        ok, created = await self._send("POST", "/api/v1/alerts/silences", body, "create the silence")
+        if ok:
+            silence = Silence.parse(created) if isinstance(created, dict) else None
+            until = silence.expires_at if silence else None
+            what = (f"every alert of rule {wanted.rule_id}" if wanted.rule_id and not wanted.labels else
+                    f"alert {alert.alert_id}")
+            self._done(f"{f'Silence {silence.silence_id}' if silence else 'A silence'} holds back {what}" +
+                       (f" until {time.strftime('%H:%M', time.localtime(until))}." if until else "."))
+
     def maintenance(self) -> None:
         if self._ready():
-            self._run(self._maintenance(self._ask(MaintenanceScreen(), last=False)))
+            dialog = MaintenanceScreen()  # open at once; what the server has is read meanwhile
+            chosen = self._ask(dialog, last=False)
+            self._run(self._read_maintenance(dialog))
+            self._run(self._maintenance(chosen))
+
+    async def _read_maintenance(self, dialog: MaintenanceScreen) -> None:
+        targets, jobs = await self.maintenance_targets(), await self.maintenance_jobs()
+        if dialog.is_attached:
+            dialog.loaded(targets, jobs)
 
     async def _maintenance(self, chosen: asyncio.Future[tuple[str, str | None] | None]) -> None:
         choice = await chosen
@@ -219,7 +298,50 @@ class Actions:
                                     f"start {operation}")
         if ok:
             job = str_(body, "job_id")
-            self._done(f"{operation} on {target or 'everything'} started" + (f" (job {job})." if job else "."))
+            what = f"{operation} on {target or 'everything'}"
+            self._done(f"{what} started" + (f" (job {job})." if job else "."))
+            if job:
+                self._run(self._follow(job, what))
+
+    async def _follow(self, job_id: str, what: str) -> None:
+        """Read the job until it ends, then say how it ended; quickly at first, as most jobs are short."""
+        assert self.app.client is not None
+        delay = FOLLOW_FIRST_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(FOLLOW_MAX_DELAY, delay * 2)
+            try:
+                job = MaintenanceJob.parse(await self.app.client.get(f"/api/v1/admin/maintenance/{job_id}"))
+            except Unreachable:
+                continue  # for a while: the banner says so; the job goes on meanwhile
+            except ClientError:
+                return  # not served (RustyDB runs jobs without telling about them), or forgotten
+            if job is None:
+                return
+            if job.finished:
+                break
+        took = "" if job.duration_ms is None else f" in {duration(job.duration_ms / 1000)}"
+        result = job_result(job)
+        message = f"{what} {job.status}{took}" + (f": {result}" if result else "") + "."
+        severity = {"completed": "information", "canceled": "warning"}.get(job.status or "", "error")
+        self.app.notify(message, title="maintenance", severity=severity, timeout=10)  # type: ignore[arg-type]
+
+    async def maintenance_targets(self) -> dict[str, list[str]] | None:
+        """The schemas and tables jobs can target, or None when the server does not list them."""
+        assert self.app.client is not None
+        try:
+            return maintenance_targets(await self.app.client.get("/api/v1/admin/maintenance/targets"))
+        except ClientError:
+            return None
+
+    async def maintenance_jobs(self) -> list[MaintenanceJob] | None:
+        """The newest jobs, or None when the server does not list them."""
+        assert self.app.client is not None
+        try:
+            body = await self.app.client.get("/api/v1/admin/maintenance", page_size=JOBS_SHOWN)
+        except ClientError:
+            return None
+        return parse_all(field_of(body, "data"), MaintenanceJob.parse) if isinstance(body, dict) else None
 
     def backup(self) -> None:
         if not self._ready():
@@ -241,6 +363,30 @@ class Actions:
             self._done(f"Backup {str_(body, 'backup_id') or ''} started ({str_(body, 'status') or 'accepted'}).")
 
     # -- reads ---------------------------------------------------------------------------------
+
+    def known_behind(self, session_id: int) -> list[int] | None:
+        """The sessions that waited for `session_id` at the last poll (its graph, else its sessions'
+        blocking_session); None when that poll read neither."""
+        snap = self.app.latest
+        if snap is None or not (snap.blocking_tree or snap.wait_edges or snap.sessions):
+            return None
+        return snap.waiting_behind(session_id)
+
+    async def waiting_behind(self, session_id: int) -> list[int] | None:
+        """The sessions that wait for `session_id` now, from a fresh read of the blocking graph (the
+        pane on screen may not have read it), deadlock cycles included; what the last poll knew
+        when the server has no graph; None when neither can tell."""
+        if self.app.client is not None:
+            try:
+                graph = await self.app.client.get("/api/v1/transactions/locks/graph")
+            except ClientError:
+                graph = None
+            if isinstance(graph, dict) and isinstance(graph.get("blocking_tree"), list):
+                fresh = Snapshot(taken_at=self.app.clock(),
+                                 blocking_tree=parse_all(graph["blocking_tree"], BlockerNode.parse),
+                                 wait_edges=wait_edges(graph))
+                return fresh.waiting_behind(session_id)
+        return self.known_behind(session_id)
 
     async def role(self) -> str | None:
         """monitor, operator or admin, when the server tells a login token's role; else None (unknown)."""

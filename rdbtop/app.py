@@ -45,7 +45,7 @@ from .widgets.banner import Banner
 from .widgets.line import Line, Part, fit
 from .widgets.table import KeyedTable
 
-MUTATING = {"cancel_query", "terminate", "acknowledge", "maintenance", "backup"}
+MUTATING = {"cancel_query", "terminate", "acknowledge", "silence", "maintenance", "backup"}
 MAX_TOASTS = 3  # on screen at once, so that they never climb over the status line
 NARROW_FOOTER = 100  # columns below which the footer packs its keys
 PROMPTING = {"filter"} | MUTATING
@@ -65,6 +65,7 @@ KEY_HELP_MUTATING = [
     ("k", "cancel the selected session's statement (asks first)"),
     ("K", "terminate the selected session (asks first)"),
     ("a", "alerts: acknowledge the selected alert, with an optional note (asks first)"),
+    ("z", "alerts: silence (snooze) the selected alert, or every alert of its rule, for a while"),
     ("m", "maintenance: vacuum, analyze, reindex or checkpoint, on a target (asks first)"),
     ("b", "start a full backup (asks first)"),
 ]
@@ -89,6 +90,7 @@ class RdbTop(App[int]):
         Binding("K", "terminate", "Terminate"),
         Binding("g", "root_blocker", "Root blocker"),
         Binding("a", "acknowledge", "Ack"),
+        Binding("z", "silence", "Silence"),
         Binding("w", "ash_window", "Window"),
         Binding("space", "pause", "Pause"),
         Binding("s", "sort", "Sort", show=False),
@@ -233,7 +235,7 @@ class RdbTop(App[int]):
         active = self.tabs.active
         if action in ("cancel_query", "terminate", "root_blocker"):
             return active in SESSION_PANES
-        if action == "acknowledge":
+        if action in ("acknowledge", "silence"):
             return active == "alerts"
         if action == "ash_window":
             return active == "ash"
@@ -674,6 +676,11 @@ class RdbTop(App[int]):
 
         if not self.said_gone():
             self.actions.acknowledge(self.pane_of(AlertsPane).selected(self.shown) if self.shown else None)
+
+    def action_silence(self) -> None:
+        from .panes.alerts import AlertsPane
+
+        self.actions.silence(self.pane_of(AlertsPane).selected(self.shown) if self.shown else None)
 
     def action_maintenance(self) -> None:
         self.actions.maintenance()

@@ -7,6 +7,7 @@ that is not even an object is skipped. Nothing here raises on server data.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,6 +258,13 @@ class BlockerNode:
     resource: str | None
     wait_seconds: float | None
     blocked: tuple[BlockerNode, ...] = ()
+    # what the session is doing (our engine's additions; RustyDB's graph lacks them, the sessions list fills in)
+    state: str | None = None
+    state_seconds: float | None = None
+    transaction_seconds: float | None = None
+    client: str | None = None
+    application: str | None = None
+    last_sql: str | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any], depth: int = 0) -> BlockerNode | None:
@@ -264,7 +272,14 @@ class BlockerNode:
         if sid is None or depth > 64:
             return None
         children = tuple(n for n in (cls.parse(c, depth + 1) for c in records(field_of(d, "blocked"))) if n)
-        return cls(sid, str_(d, "username"), str_(d, "sql"), str_(d, "resource"), float_(d, "wait_seconds"), children)
+        return cls(sid, str_(d, "username"), str_(d, "sql"), str_(d, "resource"), float_(d, "wait_seconds"), children,
+                   state=str_(d, "state"), state_seconds=float_(d, "state_seconds"),
+                   transaction_seconds=float_(d, "transaction_seconds"), client=str_(d, "client_address"),
+                   application=str_(d, "application_name"), last_sql=str_(d, "last_sql"))
+
+    def behind(self) -> list[int]:
+        """The sessions waiting behind this one, directly or down the chain, each once."""
+        return list(dict.fromkeys(n.session_id for _, _, n in self.walk()[1:] if n.session_id != self.session_id))
 
     def count(self) -> int:
         return sum(1 + c.count() for c in self.blocked)
@@ -320,6 +335,21 @@ class BlockingGroup:
 
     def sessions(self) -> set[int]:
         return {node.session_id for _, _, node in self.rows}
+
+    def behind(self, session_id: int) -> list[int]:
+        """The group's sessions that wait for `session_id`, directly or down a chain: the rows below
+        its own, or for a cycle's member every other session of the group."""
+        if session_id in self.cycle:
+            return [n.session_id for _, _, n in self.rows if n.session_id != session_id]
+        at = next((i for i, (_, _, n) in enumerate(self.rows) if n.session_id == session_id), None)
+        if at is None:
+            return []
+        out: list[int] = []
+        for depth, _, node in self.rows[at + 1:]:
+            if depth <= self.rows[at][0]:
+                break
+            out.append(node.session_id)
+        return out
 
     def cycle_text(self) -> str:
         """4 ⇄ 8, or 2 → 7 → 9 → 2."""
@@ -409,9 +439,9 @@ def blocking_groups(tree: list[BlockerNode], edges: Iterable[WaitEdge] = (),
                 if holder not in holders:
                     holders.append(holder)
                 if sid not in node_of or node_of[sid].resource is None:
-                    node_of[sid] = BlockerNode(sid, node.username, node.sql, node.resource, node.wait_seconds)
+                    node_of[sid] = dataclasses.replace(node, blocked=())
             elif sid not in node_of:
-                node_of[sid] = BlockerNode(sid, node.username, node.sql, node.resource, node.wait_seconds)
+                node_of[sid] = dataclasses.replace(node, blocked=())
     by_id = {s.session_id: s for s in sessions}
 
     def known(sid: int, edge: WaitEdge | None) -> None:
@@ -422,7 +452,7 @@ def blocking_groups(tree: list[BlockerNode], edges: Iterable[WaitEdge] = (),
                                        edge.resource if edge else None, edge.wait_seconds if edge else None)
             order.append(sid)
         elif edge is not None and node.resource is None:  # first seen holding a lock, now waiting too
-            node_of[sid] = BlockerNode(sid, node.username, node.sql, edge.resource, edge.wait_seconds)
+            node_of[sid] = dataclasses.replace(node, resource=edge.resource, wait_seconds=edge.wait_seconds)
 
     for edge in edges:
         known(edge.waiter, edge)
@@ -479,6 +509,46 @@ class Deadlock:
         return cls(did, int_(d, "detected_at"), int_(d, "victim_session"), ints(d, "transactions"), resources, sessions)
 
 
+def string_map(d: Any, key: str) -> dict[str, str]:
+    v = field_of(d, key)
+    return {str(k): x for k, x in v.items() if isinstance(x, str)} if isinstance(v, dict) else {}
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Who acknowledged which firing of an alert (our engine keeps the last few)."""
+
+    by: str
+    at: int | None
+    occurrence: int | None
+    note: str | None
+
+    @classmethod
+    def parse(cls, d: dict[str, Any]) -> Acknowledgement | None:
+        by = str_(d, "acknowledged_by")
+        return None if by is None else cls(by, int_(d, "acknowledged_at"), int_(d, "occurrence"), str_(d, "note"))
+
+
+@dataclass(frozen=True)
+class Silence:
+    silence_id: str
+    rule_id: str | None
+    labels: dict[str, str]
+    comment: str | None
+    created_by: str | None
+    created_at: int | None
+    expires_at: int | None
+    active: bool | None
+
+    @classmethod
+    def parse(cls, d: dict[str, Any]) -> Silence | None:
+        sid = str_(d, "silence_id")
+        if sid is None:
+            return None
+        return cls(sid, str_(d, "rule_id"), string_map(d, "labels"), str_(d, "comment"), str_(d, "created_by"),
+                   int_(d, "created_at"), int_(d, "expires_at"), bool_(d, "active"))
+
+
 @dataclass(frozen=True)
 class Alert:
     alert_id: str
@@ -494,6 +564,15 @@ class Alert:
     occurrence_count: int | None = None
     acknowledged_by: str | None = None
     resolved_at: int | None = None
+    # our engine's additions
+    rule: str | None = None
+    operator: str | None = None
+    unit: str | None = None
+    acknowledged_at: int | None = None
+    acknowledge_note: str | None = None
+    acknowledgements: tuple[Acknowledgement, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    silenced_by: str | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Alert | None:
@@ -503,7 +582,11 @@ class Alert:
         return cls(aid, str_(d, "severity"), str_(d, "title") or str_(d, "name"),
                    str_(d, "description") or str_(d, "message"), int_(d, "triggered_at"), bool_(d, "acknowledged"),
                    str_(d, "state"), str_(d, "category"), float_(d, "value"), float_(d, "threshold"),
-                   int_(d, "occurrence_count"), str_(d, "acknowledged_by"), int_(d, "resolved_at"))
+                   int_(d, "occurrence_count"), str_(d, "acknowledged_by"), int_(d, "resolved_at"),
+                   rule=str_(d, "rule"), operator=str_(d, "operator"), unit=str_(d, "unit"),
+                   acknowledged_at=int_(d, "acknowledged_at"), acknowledge_note=str_(d, "acknowledge_note"),
+                   acknowledgements=tuple(parse_all(field_of(d, "acknowledgements"), Acknowledgement.parse)),
+                   labels=string_map(d, "labels"), silenced_by=str_(d, "silenced_by"))
 
     @property
     def status(self) -> str:
@@ -551,6 +634,42 @@ class Backup:
     @property
     def good(self) -> bool:
         return (self.status or "").lower() in ("completed", "verified")
+
+
+@dataclass(frozen=True)
+class MaintenanceJob:
+    job_id: str
+    operation: str | None = None
+    status: str | None = None
+    target: str | None = None  # None: every schema
+    created_at: int | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    bytes_reclaimed: int | None = None
+    wait_event: str | None = None
+    steps: int = 0
+
+    @classmethod
+    def parse(cls, d: Any) -> MaintenanceJob | None:
+        jid = str_(d, "job_id")
+        if jid is None:
+            return None
+        return cls(jid, str_(d, "operation"), str_(d, "status"), str_(d, "target"), int_(d, "created_at"),
+                   float_(d, "duration_ms"), str_(d, "error"), int_(d, "bytes_reclaimed"), str_(d, "wait_event"),
+                   len(records(field_of(d, "steps"))))
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "canceled")
+
+
+def maintenance_targets(d: Any) -> dict[str, list[str]] | None:
+    """{schema: its tables} from /admin/maintenance/targets; None when the answer is not one."""
+    schemas = field_of(d, "schemas")
+    if not isinstance(schemas, list):
+        return None
+    return {name: [t for t in list_(s, "tables") if isinstance(t, str)]
+            for s in records(schemas) if (name := str_(s, "schema_name")) is not None}
 
 
 @dataclass(frozen=True)
@@ -659,6 +778,7 @@ class Snapshot:
     deadlock_check_seconds: float | None = None  # how soon the server breaks a deadlock, when it says
     deadlocks: list[Deadlock] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    silences: list[Silence] | None = None  # None: the server lists none (RustyDB has no silences)
     backups: list[Backup] = field(default_factory=list)
     schedule: BackupSchedule | None = None
     backup_age_limit_hours: float | None = None  # from the server's alert rule, when it has one
@@ -673,6 +793,26 @@ class Snapshot:
 
     def group_of(self, session_id: int) -> BlockingGroup | None:
         return next((g for g in self.blocking_groups() if session_id in g.sessions()), None)
+
+    def waiting_behind(self, session_id: int) -> list[int]:
+        """The sessions that wait, directly or down a chain, for `session_id`: from its blocking
+        group where it is in one (a cycle's member has the whole group waiting for it: the other
+        members wait for it round the cycle), else by following the sessions' blocking_session."""
+        group = self.group_of(session_id) if self.blocking_tree or self.wait_edges else None
+        if group is not None:
+            return group.behind(session_id)
+        waiters: dict[int, list[int]] = {}
+        for s in self.sessions:
+            if s.blocking_session is not None:
+                waiters.setdefault(s.blocking_session, []).append(s.session_id)
+        found: dict[int, None] = {}
+        todo = list(waiters.get(session_id, ()))
+        while todo:
+            sid = todo.pop(0)
+            if sid != session_id and sid not in found:
+                found[sid] = None
+                todo.extend(waiters.get(sid, ()))
+        return list(found)
 
     def root_blocker_of(self, session_id: int) -> int | None:
         """The root of the chain a waiting session waits in (following blocking_session); None for

@@ -38,6 +38,7 @@ from .model import (
     ROW_CAP,
     Overview,
     Session,
+    Silence,
     Snapshot,
     field_of,
     float_,
@@ -71,10 +72,10 @@ AREA_SOURCES = {
 PANE_CALLS: dict[str, frozenset[str]] = {pane: frozenset(("performance",) + calls) for pane, calls in {
     "overview": ("health", "alerts", "graph"), "sessions": ("sessions",),
     "queries": ("queries", "busy sessions", "graph"), "locks": ("graph", "locks", "deadlocks", "busy sessions"),
-    "ash": ("ash", "top"), "alerts": ("alerts",), "backups": ("backups", "schedule"),
+    "ash": ("ash", "top"), "alerts": ("alerts", "silences"), "backups": ("backups", "schedule"),
 }.items()}
 # --once: every area, every session; not the ASH pane's top lists, which it does not print
-ALL_CALLS = frozenset().union(*PANE_CALLS.values()) - {"busy sessions", "top"}
+ALL_CALLS = frozenset().union(*PANE_CALLS.values()) - {"busy sessions", "top", "silences"}
 # the Sessions pane's orders that /stats/sessions can sort by, as it names them (sort_by, first sort_order);
 # the others are read in triage order and sorted here, over the rows read
 SERVER_SORT = {"triage": ("triage", "asc"), "time in state": ("state_seconds", "desc"), "id": ("session_id", "asc"),
@@ -168,6 +169,7 @@ class Poller:
             "locks": lambda: self.client.get("/api/v1/transactions/locks"),
             "deadlocks": lambda: self.client.get("/api/v1/transactions/deadlocks"),
             "alerts": lambda: self.client.get("/api/v1/alerts"),
+            "silences": lambda: self.client.get("/api/v1/alerts/silences"),
             "backups": lambda: self.client.get("/api/v1/backup/list"),
             "schedule": lambda: self.client.get("/api/v1/backup/schedule"),
             "ash": lambda: self._ash_samples(int(now)),
@@ -277,6 +279,8 @@ class Poller:
             snap.deadlocks = parse_all(data["deadlocks"], Deadlock.parse)
         if "alerts" in data:
             snap.alerts = parse_all(field_of(data["alerts"], "alerts"), Alert.parse)
+        if "silences" in data:
+            snap.silences = None if data["silences"] is None else parse_all(data["silences"], Silence.parse)
         if "backups" in data:
             snap.backups = parse_all(field_of(data["backups"], "backups"), Backup.parse)
         if "schedule" in data:

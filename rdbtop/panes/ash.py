@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from ..model import AshSample, Snapshot
-from ..widgets.charts import WAIT_CLASS_ORDER, ash_bars
+from ..widgets.charts import OTHER_FILL, WAIT_CLASS_FILL, WAIT_CLASS_ORDER, ash_bars, time_axis
 from ..widgets.line import Line
 from ..widgets.table import Column, KeyedTable, Row
 from .base import Pane, View
@@ -37,10 +37,30 @@ def bucketed(samples: list[AshSample], start: float, seconds: int, columns: int)
 class AshPane(Pane):
     area, title, key = "ash", "ASH", "ash"
     DEFAULT_CSS = """
-    AshPane .chart { height: 1fr; min-height: 5; }
+    AshPane .chart { height: 1fr; min-height: 6; }
     AshPane .tops { height: 1fr; min-height: 5; }
     AshPane .tops KeyedTable { width: 1fr; }
     """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._chart_key: object = None
+
+    @staticmethod
+    def chart(samples: list[AshSample], start: float, view: View, columns: int, height: int,
+              styles: dict[str, str]) -> Text:
+        """Bars, a time axis, and a legend naming each class by its fill and the scale's top."""
+        p = view.palette
+        classes = list(WAIT_CLASS_ORDER) + sorted({s.wait_class or "Other" for s in samples} - set(WAIT_CLASS_ORDER))
+        buckets = bucketed(samples, start, view.ash_window, columns)
+        bars = ash_bars(buckets, classes, styles, height, p.muted)
+        top = max((sum(b.values()) for b in buckets), default=0.0)
+        legend = Text(end="", no_wrap=True)
+        for cls in classes:
+            legend.append(f"{WAIT_CLASS_FILL.get(cls, OTHER_FILL)} ", style=styles.get(cls, ""))
+            legend.append(f"{cls}  ")
+        legend.append(f"top {top:.1f} active sessions" if top else "no active sessions", style=p.muted)
+        return Text.assemble(bars, "\n", time_axis(columns, view.ash_window, p.muted), "\n", legend)
 
     def compose_body(self) -> ComposeResult:
         yield Line(classes="caption")
@@ -53,18 +73,16 @@ class AshPane(Pane):
         p = view.palette
         chart = self.query_one(".chart", Static)
         columns = max(10, (chart.content_size.width or 70) - 1)
-        height = max(3, (chart.content_size.height or 6) - 1)
+        height = max(3, (chart.content_size.height or 7) - 2)
         start = snap.taken_at - view.ash_window
         samples = [s for s in snap.ash_samples if s.sample_time >= start]
-        classes = [c for c in WAIT_CLASS_ORDER] + sorted({s.wait_class or "Other" for s in samples}
-                                                          - set(WAIT_CLASS_ORDER))
         styles = {"CPU": p.ok, "IO": "blue", "Lock": p.critical, "Idle in transaction": p.idle_tx}
-        bars = ash_bars(bucketed(samples, start, view.ash_window, columns), classes, styles, height, p.muted)
-        legend = Text(end="")
-        for cls in classes:
-            legend.append("█ ", style=styles.get(cls, ""))
-            legend.append(f"{cls}  ")
-        chart.update(Text.assemble(bars, "\n", legend))
+        # the chart is built again only when the samples, the window, the size or the look changed
+        key = (snap.taken_at, len(samples), samples[-1].sample_time if samples else None, view.ash_window,
+               columns, height, tuple(styles.values()))
+        if key != self._chart_key:
+            self._chart_key = key
+            chart.update(self.chart(samples, start, view, columns, height, styles))
         self.set_caption(f"Active sessions by wait class, last {view.ash_window // 60} min "
                          f"({len(samples)} samples) · w: window 5/15/60 min")
         for group in TOP:

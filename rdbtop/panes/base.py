@@ -22,24 +22,33 @@ from .sorting import SortOrder
 HISTORY_POINTS = 300
 
 
+def _series() -> deque[float | None]:
+    return deque(maxlen=HISTORY_POINTS)
+
+
 @dataclass
 class History:
-    """The overview's series, one point per poll."""
+    """The overview's series, one point per poll at `times`; None where the server did not say."""
 
-    statements: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
-    active: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
-    waiting: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
-    cache_hit: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
-    cpu: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    statements: deque[float | None] = field(default_factory=_series)
+    active: deque[float | None] = field(default_factory=_series)
+    waiting: deque[float | None] = field(default_factory=_series)
+    cache_hit: deque[float | None] = field(default_factory=_series)
+    cpu: deque[float | None] = field(default_factory=_series)
+    points: int = 0  # points ever added: a plot is built again only when it grows
 
     def add(self, snap: Snapshot) -> None:
         o = snap.overview
         by_state = o.sessions_by_state
-        self.statements.append(o.statements_per_second or 0.0)
-        self.active.append(float(by_state.get("active", 0)))
-        self.waiting.append(float(by_state.get("waiting", 0)))
-        self.cache_hit.append((o.cache_hit_ratio or 0.0) * 100)
-        self.cpu.append(o.cpu_percent or 0.0)
+        self.times.append(snap.taken_at)
+        self.statements.append(o.statements_per_second)
+        # an empty count means the server did not say; a state missing from a count means none in it
+        self.active.append(float(by_state.get("active", 0)) if by_state else None)
+        self.waiting.append(float(by_state.get("waiting", 0)) if by_state else None)
+        self.cache_hit.append(None if o.cache_hit_ratio is None else o.cache_hit_ratio * 100)
+        self.cpu.append(o.cpu_percent)
+        self.points += 1
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,18 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from ..format import duration, tree_summary, victim_note
-from ..model import Snapshot
+from ..model import BlockerNode, Session, Snapshot
 from ..safe import safe_text
 from ..widgets.line import Line, Part, fit
 from ..widgets.table import Column, KeyedTable, Row
 from .base import Pane, SessionTarget, View, session_target
 
+# A root blocker's row says what it is doing (state and for how long, its transaction's age, the
+# statement it runs or last ran); a waiter's row says what it waits for and for how long.
 TREE = [
-    Column("session", "Blocker → waiters", 18), Column("user", "User", 10), Column("waiting", "Waiting", 8, right=True),
-    Column("resource", "Waits for", 18, drop=1), Column("sql", "SQL"),
+    Column("session", "Blocking tree", 14), Column("user", "User", 8),
+    Column("resource", "State / waits for", 19), Column("waiting", "For", 6, right=True),
+    Column("txn", "Txn age", 7, right=True, drop=2), Column("client", "Client", 15, drop=3), Column("sql", "SQL"),
 ]
 LOCKS = [
     Column("session", "Sess", 6, right=True), Column("mode", "Mode", 10), Column("resource", "Resource", 22),
@@ -45,12 +48,14 @@ class LocksPane(Pane):
     def draw(self, snap: Snapshot, view: View) -> None:
         p = view.palette
         rows = []
+        sessions = {s.session_id: s for s in snap.sessions}
         groups = snap.blocking_groups()
         for group in groups:
             if group.cycle:  # one row for the cycle, then its members, each with who waits behind it
                 rows.append(Row(f"cycle {group.cycle_text()}", {
-                    "session": f"⟳ {group.cycle_text()} ({group.waiting})", "user": "", "waiting": "",
-                    "resource": "deadlock cycle", "sql": victim_note(snap, short=True)}, style=p.critical))
+                    "session": f"⟳ {group.cycle_text()} ({group.waiting})", "user": "", "waiting": "", "txn": "",
+                    "client": "", "resource": "deadlock cycle", "sql": victim_note(snap, short=True)},
+                    style=p.critical))
             for depth, key, node in group.rows:
                 if depth:
                     label = f"{'  ' * (depth - 1)}└ {node.session_id}"
@@ -59,10 +64,8 @@ class LocksPane(Pane):
                 else:
                     label = f"■ {node.session_id} ({group.waiting})"
                 root = not depth and not group.cycle
-                rows.append(Row(key, {"session": label, "user": node.username,
-                                      "waiting": "" if root else duration(node.wait_seconds),
-                                      "resource": node.resource or ("root blocker" if root else None),
-                                      "sql": node.sql or ""},
+                rows.append(Row(key, {"session": label, "user": node.username, **tree_cells(
+                    node, sessions.get(node.session_id), snap.taken_at, root=root)},
                                 style=p.critical if root else p.waiting))
         self.query_one("#locks-tree", KeyedTable).sync(rows)
         locks = sorted(snap.locks, key=lambda lk: (lk.granted is not False, lk.resource or "", lk.session_id or 0))
@@ -100,3 +103,18 @@ class LocksPane(Pane):
             return session_target(snap, int(last)) if last.isdigit() else None
         lock = next((lk for lk in snap.locks if lk.lock_id == key), None)
         return session_target(snap, lock.session_id if lock else None)
+
+
+def tree_cells(node: BlockerNode, session: Session | None, now: float, root: bool) -> dict[str, object]:
+    """The state, times, client and statement of one tree row: from the graph's node, else (a
+    server whose graph lacks them) from the session list."""
+    state = node.state or (session.state if session else None)
+    in_state = node.state_seconds if node.state_seconds is not None else session.state_seconds if session else None
+    txn = node.transaction_seconds
+    if txn is None and session is not None and session.transaction_started_at is not None:
+        txn = max(0.0, now - session.transaction_started_at)
+    running = node.sql or (session.sql if session else None)
+    sql = running or (f"last: {node.last_sql}" if node.last_sql else "no statement running" if root else "")
+    return {"resource": (state or "root blocker") if root else node.resource,
+            "waiting": duration(in_state if root else node.wait_seconds), "txn": duration(txn) if txn is not None else "",
+            "client": node.client or (session.client if session else None), "sql": sql}

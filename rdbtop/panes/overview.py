@@ -10,7 +10,7 @@ from textual.widgets import Static
 from ..format import duration, number, percent, plural, tree_summary, victim_note
 from ..model import SEVERITY_RANK, Snapshot
 from ..safe import safe_text
-from ..widgets.charts import LinePlot
+from ..widgets.charts import LinePlot, Series
 from .base import Pane, View
 
 LIST_LINES = 5
@@ -31,7 +31,7 @@ class OverviewPane(Pane):
         yield Static(classes="headline")
         with Grid():
             yield LinePlot("Statements/s", id="plot-statements")
-            yield LinePlot("Sessions active / waiting", id="plot-sessions")
+            yield LinePlot("Sessions", id="plot-sessions")
             yield LinePlot("Cache hit %", id="plot-cache")
             yield LinePlot("Host CPU %", id="plot-cpu")
         with Horizontal(classes="lists"):
@@ -55,11 +55,16 @@ class OverviewPane(Pane):
         self.query_one(".headline", Static).update(Text.assemble(head, "\n", second))
         by_state = o.sessions_by_state
         cpu = "–" if o.cpu_percent is None else f"{o.cpu_percent:.0f}%"
-        self.query_one("#plot-statements", LinePlot).plot([h.statements], p.ok, number(o.statements_per_second))
+        now, stamp = (h.times[-1] if h.times else snap.taken_at), h.points
+        self.query_one("#plot-statements", LinePlot).plot(
+            [Series("statements/s", h.statements, p.ok)], h.times, now, stamp, number(o.statements_per_second))
         self.query_one("#plot-sessions", LinePlot).plot(
-            [h.active, h.waiting], p.waiting, f"{by_state.get('active', 0)} / {by_state.get('waiting', 0)}")
-        self.query_one("#plot-cache", LinePlot).plot([h.cache_hit], p.ok, percent(o.cache_hit_ratio), ceiling=100)
-        self.query_one("#plot-cpu", LinePlot).plot([h.cpu], p.ok, cpu, ceiling=100)
+            [Series(f"active {by_state.get('active', 0)}", h.active, p.ok),
+             Series(f"waiting {by_state.get('waiting', 0)}", h.waiting, p.waiting)], h.times, now, stamp)
+        self.query_one("#plot-cache", LinePlot).plot([Series("cache hit", h.cache_hit, p.ok)], h.times, now, stamp,
+                                                     percent(o.cache_hit_ratio), ceiling=100)
+        self.query_one("#plot-cpu", LinePlot).plot([Series("cpu", h.cpu, p.ok)], h.times, now, stamp, cpu,
+                                                   ceiling=100)
         self._alerts(snap, view)
         self._blockers(snap, view)
 

@@ -54,15 +54,7 @@ class ConfirmScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(safe_text(self.title_text, 70), classes="title")
-            # a grid, so that a long value (the SQL acted on) wraps inside its own column
-            facts = Table.grid(padding=(0, 2))
-            facts.add_column(justify="right", style="bold", no_wrap=True)
-            facts.add_column(overflow="fold")
-            for label, value in self.facts:
-                text = safe_text(value, 240)
-                text.no_wrap, text.overflow = False, "fold"
-                facts.add_row(label, text)
-            yield Static(facts, classes="facts")
+            yield Static(self._facts(), classes="facts")
             if self.note_placeholder is not None:
                 yield Input(placeholder=self.note_placeholder, id="note", max_length=500, select_on_focus=False)
             yield Static(self.question if self.note_placeholder is None else
@@ -71,6 +63,23 @@ class ConfirmScreen(ModalScreen[str | None]):
                 yield Button("Yes" if self.note_placeholder is not None else "Yes (y)", variant="error", id="yes")
                 yield Button("No (Esc)" if self.note_placeholder is not None else "No (n, Esc)", variant="primary",
                              id="no")
+
+    def _facts(self) -> Table:
+        # a grid, so that a long value (the SQL acted on) wraps inside its own column
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(justify="right", style="bold", no_wrap=True)
+        facts.add_column(overflow="fold")
+        for label, value in self.facts:
+            text = safe_text(value, 240)
+            text.no_wrap, text.overflow = False, "fold"
+            facts.add_row(label, text)
+        return facts
+
+    def set_fact(self, label: str, value: object) -> None:
+        """A fact learnt after the dialog opened (a fresh read) replaces what it said."""
+        self.facts = [(name, value if name == label else old) for name, old in self.facts]
+        if self.is_mounted:
+            self.query_one(".facts", Static).update(self._facts())
 
     def on_mount(self) -> None:
         # Typed text goes into the note; otherwise the safe choice has the focus, so an Enter typed

@@ -101,6 +101,19 @@ class KeyedTable(ScrollView, can_focus=True):
         def control(self) -> KeyedTable:
             return self.table
 
+    class RowHighlighted(Message, namespace="data_table"):
+        """The selection moved to another row (the user moved the cursor, or `select_key`); not
+        posted when a sync keeps the selection on its row."""
+
+        def __init__(self, table: KeyedTable, row_key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.row_key = RowKey(row_key)
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
     class HeaderSelected(Message, namespace="data_table"):
         """A click on a column's header (handled as DataTable's HeaderSelected)."""
 
@@ -330,14 +343,23 @@ class KeyedTable(ScrollView, can_focus=True):
     def select_key(self, key: str | None) -> bool:
         if key is None or key not in self._index:
             return False
+        before = self.selected_key
         self._move(self._index[key])
         self._found()
+        self._highlighted(before)
         return True
 
     def move_cursor(self, row: int) -> None:
         """The user moves the cursor: the row under it is the selection now."""
+        before = self.selected_key
         self._found()
         self._move(max(0, min(row, len(self._rows) - 1)))
+        self._highlighted(before)
+
+    def _highlighted(self, before: str | None) -> None:
+        key = self.selected_key
+        if key is not None and key != before:
+            self.post_message(self.RowHighlighted(self, key))
 
     def _lose(self, key: str) -> None:
         self.gone = key

@@ -255,6 +255,41 @@ def test_a_repeat_firing_reopens_the_alert_and_counts_it(admin: TestClient, head
     assert [(a["state"], a["occurrence_count"]) for a in of_rule(admin, IDLE)] == [("firing", 3)]
 
 
+def test_an_acknowledgement_holds_across_a_flapping_repeat_and_its_history_shows(
+        admin: TestClient, headers: dict, engine: Engine, clock: ManualClock) -> None:
+    s, first = firing_idle_alert(admin, engine, clock)
+    tune(admin, IDLE, cooldown_seconds=60)
+    url = f"{ALERTS}/{first['alert_id']}/acknowledge"
+    assert admin.post(url, headers=headers["operator"], json={"note": "on it"}).status_code == 200
+    acked_at = int(clock.time())
+    s.execute("SELECT 1")  # resolves, and is idle in transaction again at once
+    engine.alerts.evaluate()
+    clock.advance(30)  # back within the cooldown: pending, then firing once the cooldown has passed
+    engine.alerts.evaluate()
+    clock.advance(30)
+    engine.alerts.evaluate()
+    [again] = of_rule(admin, IDLE)
+    operator = again["acknowledged_by"]
+    assert (again["state"], again["occurrence_count"], again["acknowledged_at"]) == ("acknowledged", 2, acked_at)
+    assert again["acknowledgements"] == [
+        {"occurrence": 1, "acknowledged_by": operator, "acknowledged_at": acked_at, "note": "on it"}]
+
+    # resolved for longer than the cooldown: a new episode, unacknowledged, the earlier ack still listed
+    s.execute("COMMIT")
+    engine.alerts.evaluate()
+    clock.advance(120)
+    s.execute("BEGIN")
+    s.execute("SELECT count(*) FROM sales.orders")
+    clock.advance(6)
+    engine.alerts.evaluate()
+    [third] = of_rule(admin, IDLE)
+    assert (third["state"], third["occurrence_count"], third["acknowledged_by"]) == ("firing", 3, None)
+    assert [a["occurrence"] for a in third["acknowledgements"]] == [1]
+    assert admin.post(url, headers=headers["operator"]).status_code == 200
+    assert [(a["occurrence"], a["note"]) for a in of_rule(admin, IDLE)[0]["acknowledgements"]] == [
+        (1, "on it"), (3, None)]
+
+
 def test_each_session_has_its_own_alert(admin: TestClient, engine: Engine, clock: ManualClock) -> None:
     tune(admin, IDLE, threshold=5)
     a = idle_in_transaction(engine, "alice", "report")

@@ -209,3 +209,21 @@ def test_jobs_are_listed_newest_first_and_audited(client: TestClient, headers: d
     audit_log = client.get("/api/v1/logs", params={"logger": "engine.audit", "search": "defrag"},
                            headers=headers["monitor"]).json()["entries"]
     assert audit_log[0]["context"]["result"] == "refused: Invalid maintenance operation"
+
+
+def test_the_targets_are_the_schemas_and_tables_that_exist(client: TestClient, headers: dict,
+                                                           engine: Engine) -> None:
+    r = client.get(f"{MAINTENANCE}/targets", headers=headers["monitor"])
+    assert r.status_code == 200, r.text
+    schemas = {s["schema_name"]: s["tables"] for s in r.json()["schemas"]}
+    assert schemas["sales"] == ["orders"] and schemas["inventory"] == ["items"]
+    engine.create_schema("archive")
+    s = engine.connect("setup", "tests")
+    s.execute("CREATE TABLE archive.Old_Orders(id INTEGER PRIMARY KEY)")
+    s.close()
+    schemas = {s["schema_name"]: s["tables"] for s in client.get(f"{MAINTENANCE}/targets",
+                                                                 headers=headers["monitor"]).json()["schemas"]}
+    assert schemas["archive"] == ["Old_Orders"]
+    # each one is accepted as a target as it is listed
+    assert _finished(client, headers, _start(client, headers, "analyze", "archive.Old_Orders")["job_id"])[
+        "status"] == "completed"

@@ -79,17 +79,44 @@ class FakeServer:
         self.now = NOW
         self.sessions = initial_sessions()
         self.alerts: list[dict[str, Any]] = [
-            _alert("a1", "critical", "Root blocker holds 2 sessions", "x", NOW - 90, "firing", "blocked_session",
-                   "lock_wait_seconds", 2.0, 1.0, 3, None),
-            _alert("a2", "warning", "Cache hit ratio below 95 %", "y", NOW - 600, "acknowledged", "cache_hit_ratio",
-                   "cache_hit_ratio", 0.93, 0.95, 1, "oncall"),
+            {**_alert("a1", "critical", "", "", NOW - 90, "firing", "", "", 0, 0, 0, None), "alert_id": "a1", "severity": "critical", "title": "Blocked session",
+             "description": "session 2 (shop@oltp) has waited 42 s for schema:inventory (blocked by session 3) "
+                            "(threshold: lock_wait_seconds > 30 s)",
+             "triggered_at": NOW - 90, "acknowledged": False, "state": "firing", "category": "Performance",
+             "rule": "blocked_session", "metric": "lock_wait_seconds", "operator": ">", "unit": "s",
+             "value": 42.5, "threshold": 30.0, "occurrence_count": 3, "acknowledged_by": None,
+             "acknowledged_at": None, "acknowledge_note": None,
+             "labels": {"session_id": "2", "username": "shop"}, "silenced_by": None,
+             "acknowledgements": [{"occurrence": 1, "acknowledged_by": "oncall", "acknowledged_at": NOW - 3000,
+                                   "note": "restarting the batch"}]},
+            {**_alert("a2", "warning", "", "", NOW - 600, "acknowledged", "", "", 0, 0, 0, "oncall"), "alert_id": "a2", "severity": "warning", "title": "Low cache hit ratio",
+             "description": "page-cache hits over all page reads in the last minute is 0.93 "
+                            "(threshold: cache_hit_ratio < 0.95 ratio)",
+             "triggered_at": NOW - 600, "acknowledged": True, "state": "acknowledged", "category": "Performance",
+             "rule": "cache_hit_ratio", "metric": "cache_hit_ratio", "operator": "<", "unit": "ratio",
+             "value": 0.93, "threshold": 0.95, "occurrence_count": 1, "acknowledged_by": "oncall",
+             "acknowledged_at": NOW - 300, "acknowledge_note": "warming the cache", "labels": {},
+             "silenced_by": None, "acknowledgements": [{"occurrence": 1, "acknowledged_by": "oncall",
+                                                        "acknowledged_at": NOW - 300, "note": "warming the cache"}]},
             {"alert_id": "a3", "severity": "info", "title": "[bold]markup[/bold] \x1b[5mblink", "description": "z",
              "triggered_at": NOW - 30, "acknowledged": False},  # RustyDB's shape: no state, no value
         ]
+        self.silences: list[dict[str, Any]] = [
+            {"silence_id": "s1", "rule_id": "disk_free", "labels": {}, "comment": "disk swap tonight",
+             "created_by": "oncall", "created_at": NOW - 600, "expires_at": NOW + 3000, "active": True},
+            {"silence_id": "s0", "rule_id": None, "labels": {"username": "etl"}, "comment": None,
+             "created_by": "admin", "created_at": NOW - 7200, "expires_at": NOW - 1800, "active": False},
+        ]
+        self.jobs: list[dict[str, Any]] = [
+            {"job_id": "job-0", "operation": "checkpoint", "status": "failed", "target": "inventory",
+             "created_at": NOW - 900, "duration_ms": 5003.0, "steps": [], "bytes_reclaimed": None,
+             "error": "the checkpoint was busy", "wait_event": None}]
         self.backups: list[dict[str, Any]] = [
             _backup("backup_0001", "full", "completed", NOW - 30 * 3600, 42, 52_428_800),
             _backup("backup_0002", "incremental", "failed", NOW - 3 * 3600, 5, None, "disk full"),
         ]
+        self.performance: dict[str, Any] = {}  # figures that replace /stats/performance's
+        self.job_outcome: dict[str, Any] = {}  # how a maintenance job ends, over "completed"
         self.calls: list[tuple[str, str, Any]] = []
         self.reads: list[tuple[str, dict[str, str]]] = []  # every GET: path and query parameters
         self.role: str | None = None  # what /auth/validate says: None for an API key (it cannot tell)
@@ -149,6 +176,12 @@ class FakeServer:
                 "/query/active": self._active, "/transactions/locks/graph": self._graph,
                 "/transactions/locks": self._locks, "/transactions/deadlocks": self._deadlocks,
                 "/alerts": lambda: {"alerts": self.alerts, "active_count": 2, "total_count": len(self.alerts)},
+                "/alerts/silences": lambda: self.silences,
+                "/admin/maintenance/targets": lambda: {"schemas": [
+                    {"schema_name": "inventory", "tables": ["stock"]},
+                    {"schema_name": "sales", "tables": ["customers", "orders"]}]},
+                "/admin/maintenance": lambda: {"data": self.jobs[::-1], "total_count": len(self.jobs), "page": 1,
+                                               "page_size": 50, "total_pages": 1},
                 "/backup/list": lambda: {"backups": self.backups, "total_count": len(self.backups)},
                 "/backup/schedule": lambda: {"enabled": True, "full_backup_cron": "0 2 * * *",
                                              "incremental_backup_cron": "0 * * * *", "retention_days": 14,
@@ -192,6 +225,16 @@ class FakeServer:
             if m := re.fullmatch(r"/query/(q\d+)/status", p):
                 q = next((q for q in self._active() if q["query_id"] == m[1]), None)
                 return (200, q) if q else (404, {"code": "NOT_FOUND", "message": f"Query {m[1]} not found"})
+            if m := re.fullmatch(r"/admin/maintenance/([\w-]+)", p):
+                job = next((j for j in self.jobs if j["job_id"] == m[1]), None)
+                if job is None:
+                    return 404, {"code": "NOT_FOUND", "message": f"Maintenance job {m[1]} not found"}
+                if job["status"] == "running":  # a job ends by the time it is first asked about
+                    job.update(status="completed", completed_at=self.now, duration_ms=1250.0,
+                               steps=[{"schema_name": job["target"] or "sales"}],
+                               bytes_reclaimed=65536 if job["operation"] == "vacuum" else None)
+                    job.update(self.job_outcome)
+                return 200, job
             return None
         if method == "DELETE" and (m := re.fullmatch(r"/sessions/(\d+)", p)):
             s = self.session(int(m[1]))
@@ -213,8 +256,19 @@ class FakeServer:
                     return 404, {"code": "NOT_FOUND", "message": f"Alert {m[1]} not found"}
                 a.update(acknowledged=True, state="acknowledged", acknowledged_by="test")
                 return 200, a
+            if p == "/alerts/silences":
+                silence = {"silence_id": f"s{len(self.silences) + 1}", "rule_id": body.get("rule_id"),
+                           "labels": body.get("labels") or {}, "comment": body.get("comment"), "created_by": "test",
+                           "created_at": self.now, "expires_at": self.now + int(body["duration_seconds"]),
+                           "active": True}
+                self.silences.append(silence)
+                return 201, silence
             if p == "/admin/maintenance":
-                return 202, {"job_id": "job-1", "operation": (body or {}).get("operation"), "status": "running"}
+                job = {"job_id": f"job-{len(self.jobs)}", "operation": (body or {}).get("operation"),
+                       "status": "running", "target": (body or {}).get("target"), "created_at": self.now,
+                       "duration_ms": None, "steps": [], "bytes_reclaimed": None, "error": None, "wait_event": None}
+                self.jobs.append(job)
+                return 202, job
             if p == "/backup/full":
                 backup = _backup("backup_0003", "full", "in_progress", self.now, 0, None, completed=False)
                 self.backups.append(backup)
@@ -233,7 +287,7 @@ class FakeServer:
                 "sessions": by_state, "total_sessions": len(self.sessions), "peak_sessions": 12,
                 "max_connections": 100, "process_cpu_percent": 20.0, "process_rss_bytes": 200 << 20,
                 "host_cpu_count": 4, "load_average_1m": 1.5, "disk_free_bytes": 50 << 30, "disk_total_bytes": 100 << 30,
-                "disk_free_percent": 50.0, "uptime_seconds": 86_400 + 3_723.0}
+                "disk_free_percent": 50.0, "uptime_seconds": 86_400 + 3_723.0, **self.performance}
 
     def _sessions(self) -> dict[str, Any]:
         count = {state: sum(1 for s in self.sessions if s["state"] == state)
@@ -300,7 +354,9 @@ class FakeServer:
             if self.session(9) else []
         return {"waiters": self._waiters(), "potential_deadlocks": cycles, "blocking_tree": [
             {"session_id": 3, "transaction_id": 103, "username": "batch", "sql": None, "resource": None,
-             "wait_started_at": None, "wait_seconds": None, "blocked": [
+             "wait_started_at": None, "wait_seconds": None, "state": "idle in transaction", "state_seconds": 95.0,
+             "transaction_seconds": 120.0, "client_address": "10.0.0.3", "application_name": "batch-forgotten",
+             "last_sql": "UPDATE inventory.stock SET quantity = quantity + 10 WHERE id = ?", "blocked": [
                  {"session_id": 2, "transaction_id": 102, "username": "shop",
                   "sql": self.session(2)["current_query"], "resource": "inventory", "wait_started_at": NOW - 42,
                   "wait_seconds": 42.5, "blocked": leaf}]}]}

@@ -5,9 +5,8 @@ from __future__ import annotations
 from rdbtop.model import ROW_CAP
 from rdbtop.poller import EVERY_SESSION
 
-from .conftest import running, until
+from .conftest import on_pane, running, table, until
 from .fakeserver import FakeServer
-from .test_keys import on_pane, table
 
 API = "/api/v1"
 

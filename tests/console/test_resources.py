@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from rdbtop.model import Session
 from rdbtop.screens.detail import DetailScreen
 from rdbtop.widgets.table import KeyedTable
@@ -32,7 +31,7 @@ async def _show(pilot, pane: str, number: str) -> None:  # type: ignore[no-untyp
 
 async def _click_header(pilot, pane: str, column: str) -> None:  # type: ignore[no-untyped-def]
     t = _table(pilot.app, pane)
-    t.post_message(KeyedTable.HeaderSelected(t, column))
+    t.post_message(t.HeaderSelected(t, column))
     await pilot.pause()
 
 

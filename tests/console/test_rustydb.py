@@ -7,9 +7,8 @@ from typing import Any
 from rdbtop.model import ActiveQuery, Alert, AshSample, Backup, Overview, Session
 from rdbtop.poller import Poller
 
-from .conftest import running, until
+from .conftest import keys, on_pane, running, table, until
 from .fakeserver import NOW, FakeServer
-from .test_keys import keys, on_pane, table
 
 SESSION = {"session_id": 12, "username": "app", "database": "rustydb", "client_address": None, "created_at": NOW,
            "last_activity": NOW, "state": "active", "current_query": "SELECT 1", "transaction_id": None}

@@ -12,20 +12,25 @@ from rdbtop.client import Unreachable
 from rdbtop.panes.base import History
 
 from .conftest import loaded, make_app, until
-from .fakeserver import FakeServer
+from .fakeserver import NOW, FakeServer
 
 PANES = ["overview", "sessions", "queries", "locks", "ash", "alerts", "backups"]
 
 
 def steady_history() -> History:
-    """Five minutes of made-up but regular series, so the overview's plots are the same every run."""
+    """Five minutes of made-up but regular series, so the overview's plots are the same every run:
+    a cache-hit dip from 99 % to 95 %, polls missed for half a minute, a poll without a CPU figure."""
     h = History()
     for i in range(150):
+        if 100 <= i < 115:
+            continue  # the server did not answer: a gap in every plot
+        h.times.append(NOW - 2 * (149 - i))
         h.statements.append(200 + 50 * ((i // 10) % 3))
         h.active.append(float(i % 4))
         h.waiting.append(2.0 if 60 <= i < 120 else 0.0)
-        h.cache_hit.append(97.5)
-        h.cpu.append(30.0 + (i % 20))
+        h.cache_hit.append(95.0 + 0.1 * abs(i - 70) if 40 <= i < 100 else 99.0)
+        h.cpu.append(None if i == 30 else 30.0 + (i % 20))
+        h.points += 1
     return h
 
 

@@ -185,6 +185,22 @@ def list_maintenance(engine: EngineDep, _: Monitor, pages: pages_sorted_by(_JOB_
     return paginate([j for j in jobs if status is None or j.status is status], pages, _JOB_SORT)
 
 
+class MaintenanceTargetSchema(BaseModel):
+    schema_name: str
+    tables: list[str] = Field(description="its tables, each a target as schema.table (analyze and reindex)")
+
+
+class MaintenanceTargets(BaseModel):
+    schemas: list[MaintenanceTargetSchema] = Field(description="every schema, each a target of every operation")
+
+
+# before /maintenance/{job_id}, which would take "targets" for a job id
+@router.get("/maintenance/targets", response_model=MaintenanceTargets)
+def maintenance_targets(engine: EngineDep, _: Monitor) -> MaintenanceTargets:
+    return MaintenanceTargets(schemas=[MaintenanceTargetSchema(schema_name=name, tables=tables)
+                                       for name, tables in engine.maintenance.targets().items()])
+
+
 @router.get("/maintenance/{job_id}", response_model=MaintenanceJob)
 def get_maintenance(engine: EngineDep, _: Monitor, job_id: JobId) -> MaintenanceJob:
     return MaintenanceJob.of(engine.maintenance.job(job_id))

@@ -35,6 +35,13 @@ _CASE = "case-insensitive"
 
 # -- models ----------------------------------------------------------------------------------
 
+class AlertAcknowledgement(BaseModel):
+    occurrence: int = Field(description="the firing it was given for (occurrence_count then)")
+    acknowledged_by: str
+    acknowledged_at: int
+    note: str | None
+
+
 class Alert(BaseModel):
     alert_id: str
     severity: Severity
@@ -61,6 +68,9 @@ class Alert(BaseModel):
     pending_since: int | None = Field(description="start of the current pending period")
     silenced_by: str | None = Field(description="silence_id of the silence holding it back")
     labels: dict[str, str] = Field(description="what it is about, e.g. session_id, username, sql_id")
+    acknowledgements: list[AlertAcknowledgement] = Field(
+        description="who acknowledged which firing, oldest first (the last 10). An acknowledgement holds across a "
+                    "repeat firing within the rule's cooldown_seconds of resolving; a later one needs a new one")
 
     @classmethod
     def of(cls, alert: EngineAlert) -> Alert:

@@ -147,6 +147,14 @@ class BlockingTreeNode(BaseModel):
     wait_started_at: int | None
     wait_seconds: float | None
     blocked: list[BlockingTreeNode]
+    # additions: what the session is doing, so a root blocker explains itself
+    state: str | None = Field(description="idle, active, idle in transaction or waiting; null once it has ended")
+    state_seconds: float | None = Field(description="how long it has been in that state")
+    transaction_seconds: float | None = Field(description="age of its open transaction; null without one")
+    client_address: str | None
+    application_name: str | None
+    last_sql: str | None = Field(description="the statement running, else the last one it ran (an idle in "
+                                              "transaction session's last statement)")
 
 
 class LockWaitGraphWithTree(LockWaitGraph):
@@ -363,7 +371,14 @@ def lock_graph(engine: EngineDep, _: Monitor) -> LockWaitGraphWithTree:
                                 resource=n.resource, wait_started_at=ts(n.wait_started_at),
                                 wait_seconds=None if n.wait_started_at is None else
                                 round(max(0.0, now - n.wait_started_at), 3),
-                                blocked=[node(child) for child in n.blocked])
+                                blocked=[node(child) for child in n.blocked],
+                                state=s.state.value if s else None,
+                                state_seconds=round(max(0.0, now - s.state_since), 3) if s else None,
+                                transaction_seconds=None if s is None or s.transaction_started_at is None else
+                                round(max(0.0, now - s.transaction_started_at), 3),
+                                client_address=s.client_address if s else None,
+                                application_name=s.application_name if s else None,
+                                last_sql=s.last_sql if s else None)
 
     return LockWaitGraphWithTree(waiters=_waiters(engine, edges), potential_deadlocks=wait_cycles(edges),
                                  blocking_tree=[node(root) for root in tree])
