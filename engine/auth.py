@@ -78,6 +78,7 @@ ROLE_NAME_MAX = 64
 # what a name may not contain: it is written to the log and the audit trail, so no line breaks or control codes
 NAME_FORBIDDEN = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029"
 _FORBIDDEN_IN_NAME = re.compile(f"[{NAME_FORBIDDEN}]")
+API_KEY_DESCRIPTION_MAX = 1000
 
 
 class Unauthorized(EngineError):
@@ -324,8 +325,10 @@ class AuthService:
     def create_api_key(self, role: str | ApiRole, description: str | None = None, by: str = "local") -> str:
         """A new key, returned once: only its hash and its prefix (to list and revoke it by) are kept."""
         api_role = role if isinstance(role, ApiRole) else ApiRole.parse(role)
-        if description is not None and (len(description) > 1000 or not description.isprintable()):
-            raise InvalidRequest("description must be at most 1000 printable characters", field="description")
+        if description is not None and (len(description) > API_KEY_DESCRIPTION_MAX
+                                        or _FORBIDDEN_IN_NAME.search(description)):
+            raise InvalidRequest(f"description must be at most {API_KEY_DESCRIPTION_MAX} characters, without "
+                                 "control characters or line breaks", field="description")
         with _audited(by, "create_api_key", f"{api_role.label} key", description=description) as done:
             with self._mutex, write(self._db):
                 while True:

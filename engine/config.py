@@ -93,6 +93,16 @@ def _networks(value: str) -> str | None:
     return None
 
 
+_V4 = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}(/(3[0-2]|[12]?[0-9]))?"
+_H = "[0-9A-Fa-f]{1,4}"
+_V6 = (f"(({_H}:){{7}}{_H}|({_H}:){{1,7}}:|({_H}:){{1,6}}:{_H}|({_H}:){{1,5}}(:{_H}){{1,2}}|({_H}:){{1,4}}(:{_H}){{1,3}}"
+       f"|({_H}:){{1,3}}(:{_H}){{1,4}}|({_H}:){{1,2}}(:{_H}){{1,5}}|{_H}:(:{_H}){{1,6}}|:((:{_H}){{1,7}}|:))"
+       "(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?")
+# what proxy_networks accepts, as a regular expression for the API's schema (the IPv6 forms without
+# an embedded IPv4 address or a zone)
+PROXY_LIST_PATTERN = f"^ *(({_V4}|{_V6})( *, *({_V4}|{_V6}))*)? *$"
+
+
 @functools.lru_cache(maxsize=8)
 def proxy_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """The networks of a trusted_proxies value ("10.0.0.1, 192.168.0.0/16"); ValueError names a bad one."""

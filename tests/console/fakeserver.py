@@ -66,6 +66,12 @@ def _alert(aid: str, severity: str, title: str, description: str, triggered: int
             "silenced_by": None, "labels": {"sessions": "2,9"}}
 
 
+def _node(state: str, in_state: float, txn: float, sid: int, app: str) -> dict[str, Any]:
+    """What the lock graph says of a waiting session besides its wait."""
+    return {"state": state, "state_seconds": in_state, "transaction_seconds": txn, "client_address": f"10.0.0.{sid}",
+            "application_name": app, "last_sql": None}
+
+
 def _backup(bid: str, kind: str, status: str, start: int, took: int, size: int | None, error: str | None = None,
             completed: bool = True) -> dict[str, Any]:
     return {"backup_id": bid, "backup_type": kind, "status": status, "start_time": start,
@@ -350,7 +356,8 @@ class FakeServer:
         if self.session(3) is None or self.session(2) is None:
             return {"waiters": self._waiters(), "potential_deadlocks": cycles, "blocking_tree": []}
         leaf = [{"session_id": 9, "transaction_id": 109, "username": "shop", "sql": self.session(9)["current_query"],
-                 "resource": "inventory", "wait_started_at": NOW - 12, "wait_seconds": 12.0, "blocked": []}] \
+                 "resource": "inventory", "wait_started_at": NOW - 12, "wait_seconds": 12.0,
+                 **_node("waiting", 12.0, 12.0, 9, "oltp"), "blocked": []}] \
             if self.session(9) else []
         return {"waiters": self._waiters(), "potential_deadlocks": cycles, "blocking_tree": [
             {"session_id": 3, "transaction_id": 103, "username": "batch", "sql": None, "resource": None,
@@ -359,7 +366,7 @@ class FakeServer:
              "last_sql": "UPDATE inventory.stock SET quantity = quantity + 10 WHERE id = ?", "blocked": [
                  {"session_id": 2, "transaction_id": 102, "username": "shop",
                   "sql": self.session(2)["current_query"], "resource": "inventory", "wait_started_at": NOW - 42,
-                  "wait_seconds": 42.5, "blocked": leaf}]}]}
+                  "wait_seconds": 42.5, **_node("waiting", 42.5, 43.0, 2, "oltp"), "blocked": leaf}]}]}
 
     def _locks(self) -> dict[str, Any]:
         locks = [{"lock_id": "103:inventory", "lock_type": "exclusive", "resource_type": "schema",

@@ -248,6 +248,9 @@ def busy() -> Iterator[Engine]:
     """A blocking chain (a waiter behind an open transaction), a deadlock broken, a backup."""
     engine = start_engine(deadlock_check_interval_ms=50, alert_eval_interval_ms=100, ash_interval_ms=50)
     engine.create_schema("crm")
+    # an alert that fires at once and stays, so that one can be acknowledged
+    engine.alerts.create_rule("tests", rule_id="always", name="Always", metric="connections_percent",
+                              operator=">=", threshold=0)
     setup = engine.connect("setup", "tests")
     setup.execute("CREATE TABLE sales.orders(id INTEGER PRIMARY KEY, n INTEGER)")
     setup.execute("CREATE TABLE crm.notes(id INTEGER PRIMARY KEY, n INTEGER)")
@@ -314,6 +317,8 @@ async def test_the_console_reads_every_field_the_engine_serves_and_the_fake_serv
                     and ash["samples"])
 
     await wait_for(ready)
+    firing = next(a for a in (await client.get("/api/v1/alerts"))["alerts"] if a["rule"] == "always")
+    await client.post(f"/api/v1/alerts/{firing['alert_id']}/acknowledge", {"note": "on it"})
     recorder = Recorder(client)
     await read_everything(recorder)
     recorder.read.clear()

@@ -64,7 +64,7 @@ async def test_help_lists_the_actions_first(server) -> None:  # type: ignore[no-
     async with running(server, size=(80, 24)) as (app, pilot):
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        assert [k for k, _ in app.screen.keys[:5]] == ["k", "K", "a", "m", "b"]
+        assert [k for k, _ in app.screen.keys[:5]] == ["k", "K", "a", "z", "m"]
 
 
 async def test_the_palette_offers_the_themes_t_cycles(server) -> None:  # type: ignore[no-untyped-def]

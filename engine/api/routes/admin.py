@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...config import MAX_PATH_CHARS, SETTINGS, Applies
+from ...config import MAX_PATH_CHARS, PROXY_LIST_PATTERN, SETTINGS, Applies
 from ...engine import VERSION
 from ...maintenance import Job, JobStatus, Operation, Step
 from ..deps import Admin, EngineDep, Monitor, Operator
@@ -29,6 +29,8 @@ def _setting_schema(name: str) -> dict[str, Any]:
     if kind is str:
         if meta["choices"]:
             return {"enum": list(meta["choices"])}
+        if name == "trusted_proxies":
+            return {"type": "string", "pattern": PROXY_LIST_PATTERN}
         return {"type": "string", "maxLength": MAX_PATH_CHARS, "pattern": "^[^\\x00]*$"}
     return {"type": "integer" if kind is int else "number", "minimum": meta["min"], "maximum": meta["max"]}
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ...auth import (
+    API_KEY_DESCRIPTION_MAX,
     API_KEY_PREFIX,
     API_KEY_SHOWN_CHARS,
     NAME_FORBIDDEN,
@@ -179,7 +180,8 @@ KeyRef = Annotated[str, Path(pattern=rf"^({API_KEY_PREFIX}[A-Za-z0-9_-]{{{API_KE
 class ApiKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["monitor", "operator", "admin"]
-    description: str | None = Field(None, max_length=1000)
+    description: str | None = Field(None, max_length=API_KEY_DESCRIPTION_MAX,
+                                    json_schema_extra={"pattern": f"^[^{NAME_FORBIDDEN}]*$"})
 
 
 class ApiKeyResponse(BaseModel):
