@@ -235,9 +235,20 @@ class RdbTop(App[int]):
         return True
 
     def on_key(self, event: events.Key) -> None:
-        """An action key that does nothing here (read-only, watch, a monitor role) says why."""
+        """A key typed just after the one that opened a dialog, still on its way through the
+        console's table when the dialog came up, is the dialog's: it is handed on, so that text
+        typed at once lands in its field. An action key that does nothing here (read-only, watch,
+        a monitor role) says why."""
+        if len(self.screen_stack) > 1:
+            handed_on = getattr(event, "handed_on", False)
+            if event.is_printable and not handed_on and getattr(self.screen, "takes_text", False):
+                event.stop()
+                key = events.Key(event.key, event.character)
+                key.handed_on = True  # type: ignore[attr-defined]  # should it come back here, it stays
+                self.screen.post_message(key)
+            return
         binding = next((b for b in self.BINDINGS if isinstance(b, Binding) and b.key == event.key), None)
-        if binding is None or len(self.screen_stack) > 1 or self.actions.asking:
+        if binding is None or self.actions.asking:
             return
         if binding.action in MUTATING and not self.mutations_allowed or \
                 binding.action in PROMPTING and self.settings.watch:

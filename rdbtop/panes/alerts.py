@@ -40,7 +40,8 @@ class AlertsPane(TablePane):
                 style=style))
         self.query_one(KeyedTable).sync(rows)
         firing = sum(1 for a in alerts if a.status == "firing")
-        self.set_caption(f"{firing} firing, {len(alerts) - firing} other" + (" · a: acknowledge" if view.actions else ""))
+        self.set_caption(f"{firing} firing, {len(alerts) - firing} other"
+                         + (" · a: acknowledge" if view.actions else ""))
 
     def selected(self, snap: Snapshot) -> Alert | None:
         key = self.query_one(KeyedTable).selected_key

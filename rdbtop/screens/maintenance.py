@@ -28,6 +28,7 @@ class MaintenanceScreen(ModalScreen[tuple[str, str | None] | None]):
     MaintenanceScreen OptionList { height: auto; max-height: 6; }
     """
     BINDINGS = [Binding("escape", "cancel", "cancel", show=False)]
+    takes_text = True  # keys typed just before it showed are handed to it
 
     def compose(self) -> ComposeResult:
         with Vertical():
