@@ -118,3 +118,13 @@ async def test_an_action_key_that_does_nothing_says_why(server: FakeServer, sett
         await pilot.press("K")
         await until(pilot, lambda: any(why in t for t in toasts(app)))
         assert "K: Terminate is off" in " ".join(toasts(app)) and server.actions() == []
+
+
+def test_rotate_goes_with_watch_and_help_names_the_exit_codes(capsys) -> None:  # type: ignore[no-untyped-def]
+    from rdbtop.cli import build_parser, main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--rotate", "5"])
+    assert exit_.value.code == 2 and "--rotate goes with --watch" in capsys.readouterr().err
+    text = build_parser().format_help()
+    assert "2  the server cannot be reached" in text and "3  the server refused the credentials" in text
