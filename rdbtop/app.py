@@ -265,7 +265,7 @@ class RdbTop(App[int]):
         kind = kind or title or message
         old = self._toasts.pop(kind, None)
         if old is not None:
-            self._unnotify(old, refresh=False)
+            self._drop_toast(old)
         notification = Notification(message, title, severity,
                                     self.NOTIFICATION_TIMEOUT if timeout is None else timeout, markup=markup)
         self._toasts = {k: n for k, n in self._toasts.items() if n in self._notifications}  # not expired, not clicked
@@ -273,10 +273,17 @@ class RdbTop(App[int]):
         room = self.size.height - 4  # status line, tab bar and its rule, footer
         while len(self._toasts) > 1 and (len(self._toasts) > MAX_TOASTS or
                                          sum(map(self._toast_height, self._toasts.values())) > room):
-            self._unnotify(self._toasts.pop(next(iter(self._toasts))), refresh=False)
+            self._drop_toast(self._toasts.pop(next(iter(self._toasts))))
         # added at once, as Textual's own Notify handler does, so that the next notice counts it
         self._notifications.add(notification)
         self._refresh_notifications()
+
+    def _drop_toast(self, notification: Notification) -> None:
+        self._unnotify(notification, refresh=False)
+        # Textual then removes the toast but not the holder around it, which leaves a gap in the rack
+        # (ToastRack names each holder after its notification)
+        for holder in self.screen.query(f"#--textual-toast-{notification.identity}"):
+            holder.remove()
 
     def _toast_height(self, notification: Notification) -> int:
         """Rows a toast takes: its wrapped text and title, padding above and below, a margin."""
