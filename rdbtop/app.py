@@ -242,9 +242,20 @@ class RdbTop(App[int]):
         return True
 
     def on_key(self, event: events.Key) -> None:
-        """An action key that does nothing here (read-only, watch, a monitor role) says why."""
+        """A key typed just after the one that opened a dialog, still on its way through the
+        console's table when the dialog came up, is the dialog's: it is handed on, so that text
+        typed at once lands in its field. An action key that does nothing here (read-only, watch,
+        a monitor role) says why."""
+        if len(self.screen_stack) > 1:
+            handed_on = getattr(event, "handed_on", False)
+            if event.is_printable and not handed_on and getattr(self.screen, "takes_text", False):
+                event.stop()
+                key = events.Key(event.key, event.character)
+                key.handed_on = True  # type: ignore[attr-defined]  # should it come back here, it stays
+                self.screen.post_message(key)
+            return
         binding = next((b for b in self.BINDINGS if isinstance(b, Binding) and b.key == event.key), None)
-        if binding is None or len(self.screen_stack) > 1 or self.actions.asking:
+        if binding is None or self.actions.asking:
             return
         if binding.action in MUTATING and not self.mutations_allowed or \
                 binding.action in PROMPTING and self.settings.watch:
@@ -261,7 +272,7 @@ class RdbTop(App[int]):
         kind = kind or title or message
         old = self._toasts.pop(kind, None)
         if old is not None:
-            self._unnotify(old, refresh=False)
+            self._drop_toast(old)
         notification = Notification(message, title, severity,
                                     self.NOTIFICATION_TIMEOUT if timeout is None else timeout, markup=markup)
         self._toasts = {k: n for k, n in self._toasts.items() if n in self._notifications}  # not expired, not clicked
@@ -269,10 +280,17 @@ class RdbTop(App[int]):
         room = self.size.height - 4  # status line, tab bar and its rule, footer
         while len(self._toasts) > 1 and (len(self._toasts) > MAX_TOASTS or
                                          sum(map(self._toast_height, self._toasts.values())) > room):
-            self._unnotify(self._toasts.pop(next(iter(self._toasts))), refresh=False)
+            self._drop_toast(self._toasts.pop(next(iter(self._toasts))))
         # added at once, as Textual's own Notify handler does, so that the next notice counts it
         self._notifications.add(notification)
         self._refresh_notifications()
+
+    def _drop_toast(self, notification: Notification) -> None:
+        self._unnotify(notification, refresh=False)
+        # Textual then removes the toast but not the holder around it, which leaves a gap in the rack
+        # (ToastRack names each holder after its notification)
+        for holder in self.screen.query(f"#--textual-toast-{notification.identity}"):
+            holder.remove()
 
     def _toast_height(self, notification: Notification) -> int:
         """Rows a toast takes: its wrapped text and title, padding above and below, a margin."""

@@ -14,7 +14,8 @@ from .sources import EmbeddedSource, RemoteSource, Source
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rdbtop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = argparse.ArgumentParser(prog="rdbtop", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Credentials may also come from RDBTOP_URL, RDBTOP_TOKEN, RDBTOP_API_KEY\n"
                                        "and from config.toml profiles (--profile).\n\n"
                                        "exit codes:\n"

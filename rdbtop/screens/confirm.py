@@ -29,11 +29,15 @@ DIALOG_CSS = """
 
 def type_into(field: Input, event: events.Key) -> None:
     """A printable key that reached a dialog itself rather than its text field (typed before the
-    field had the focus, or after Tab left it) is text: it goes into the field, never elsewhere."""
-    if event.is_printable and event.character and not field.has_focus:
+    field had the focus, handed on from the console, or after Tab left the field) is text: it goes
+    into the field, never elsewhere. (A key the field takes itself never comes here.)"""
+    if event.is_printable and event.character:
         event.stop()
         event.prevent_default()
-        field.focus()
+        if not field.has_focus:
+            # the focus arrives after this text: selecting the text then would let the next key replace it
+            field.select_on_focus = False
+            field.focus()
         field.insert_text_at_cursor(event.character)
 
 
@@ -50,6 +54,7 @@ class ConfirmScreen(ModalScreen[str | None]):
         self.facts = facts
         self.question = question
         self.note_placeholder = note
+        self.takes_text = note is not None  # keys typed just before it showed are handed to it
 
     def compose(self) -> ComposeResult:
         with Vertical():

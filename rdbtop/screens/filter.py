@@ -19,6 +19,7 @@ class FilterScreen(ModalScreen[str | None]):
                               background: $surface; padding: 0 1; }
     """
     BINDINGS = [Binding("escape", "cancel", "cancel", show=False)]
+    takes_text = True  # keys typed just before it showed are handed to it
 
     def __init__(self, current: str) -> None:
         super().__init__()

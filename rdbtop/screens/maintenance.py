@@ -60,6 +60,7 @@ class MaintenanceScreen(ModalScreen[tuple[str, str | None] | None]):
     MaintenanceScreen .jobs { height: auto; max-height: 5; border-top: solid $panel; }
     """
     BINDINGS = [Binding("escape", "cancel", "cancel", show=False)]
+    takes_text = True  # keys typed just before it showed are handed to it
 
     def __init__(self) -> None:
         super().__init__()

@@ -87,7 +87,8 @@ def test_deadlock_cycle_beside_a_root_blocker(size: tuple[int, int], snap_compar
     assert snap_compare(make_app(server), terminal_size=size, run_before=showing("locks"))
 
 
-def test_selected_row_gone_after_a_terminate_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_selected_row_gone_after_a_terminate(size: tuple[int, int], snap_compare) -> None:  # type: ignore[no-untyped-def]
     server = FakeServer()
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
@@ -100,16 +101,17 @@ def test_selected_row_gone_after_a_terminate_at_80x24(snap_compare) -> None:  # 
         await pilot.press("k")  # says the row is gone
         await pilot.pause()
 
-    assert snap_compare(make_app(server), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(make_app(server), terminal_size=size, run_before=run_before)
 
 
-def test_notices_of_one_kind_replace_each_other_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_notices_of_one_kind_replace_each_other(size: tuple[int, int], snap_compare) -> None:  # type: ignore[no-untyped-def]
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await showing("sessions")(pilot)
         await pilot.press(*"stststi+-")
         await pilot.pause()
 
-    assert snap_compare(make_app(FakeServer()), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(make_app(FakeServer()), terminal_size=size, run_before=run_before)
 
 
 def test_help_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]

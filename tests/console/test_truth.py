@@ -118,3 +118,33 @@ async def test_an_action_key_that_does_nothing_says_why(server: FakeServer, sett
         await pilot.press("K")
         await until(pilot, lambda: any(why in t for t in toasts(app)))
         assert "K: Terminate is off" in " ".join(toasts(app)) and server.actions() == []
+
+
+def test_rotate_goes_with_watch_and_help_names_the_exit_codes(capsys) -> None:  # type: ignore[no-untyped-def]
+    from rdbtop.cli import build_parser, main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--rotate", "5"])
+    assert exit_.value.code == 2 and "--rotate goes with --watch" in capsys.readouterr().err
+    text = build_parser().format_help()
+    assert "2  the server cannot be reached" in text and "3  the server refused the credentials" in text
+
+
+async def test_a_refused_login_is_said_and_not_tried_again(server: FakeServer) -> None:
+    from rdbtop.app import RdbTop
+    from rdbtop.client import CredentialsRefused
+    from rdbtop.config import Settings
+
+    class RefusedLogin(FakeSource):
+        opened = 0
+
+        async def open(self):  # type: ignore[no-untyped-def]
+            self.opened += 1
+            raise CredentialsRefused(401, "UNAUTHORIZED", "invalid username or password")
+
+    source = RefusedLogin(server)
+    app = RdbTop(Settings(url="http://fake", interval=0.5), source, clock=lambda: server.now)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.refused is not None and not polling(app))
+        assert "invalid username or password" in str(app.banner.render()) and source.opened == 1
+        assert "nreachable" not in str(app.banner.render())
