@@ -396,7 +396,8 @@ class WebhookNotifier:
             if response.status_code < 500 and response.status_code != 429:
                 break  # the receiver refuses this body: sending it again will not help
         self.failed_total += 1
-        self.last_error = f"{url}: {error}"
+        # the error first: a text that begins with the URL reads as a URL to clients that look for links
+        self.last_error = f"{error} (POST to {url})"
         log.warning("webhook %s failed after %d attempts: %s", url, attempt + 1, error)
 
 
@@ -826,8 +827,12 @@ class AlertService:
             raise InvalidInput("enabled must be true or false", field="enabled")
         if rule.webhook_url is not None:
             url = rule.webhook_url
-            parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            try:
+                parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
+                hostname = parts.hostname if parts else None
+            except ValueError:  # a bracketed host that is no IPv6 address: http://[x
+                parts = hostname = None
+            if parts is None or parts.scheme not in ("http", "https") or not hostname:
                 raise InvalidInput("webhook_url must be an http or https URL of at most 2048 characters",
                                    field="webhook_url")
         if not isinstance(rule.description, str) or len(rule.description) > 1000:
