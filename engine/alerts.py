@@ -67,6 +67,11 @@ SILENCE_RETENTION_SECONDS = 86400.0  # expired silences stay listed this long
 MAX_DURATION_SECONDS = 30 * 86400.0
 DEFAULT_COOLDOWN_SECONDS = 300.0
 WEBHOOK_QUEUE_SIZE = 1000
+# http(s), optional user info, a host name or IPv4 address (no IPv6 literal), an optional port, then a
+# path, query, fragment or the end;
+# the API documents the same pattern
+WEBHOOK_URL_PATTERN = r"^https?://(?:[^/?#\s\[\]@]+@)?[^/?#\s\[\]@:]+(?::[0-9]{1,5})?(?:[/?#]|$)"
+_WEBHOOK_URL = re.compile(WEBHOOK_URL_PATTERN)
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 WEBHOOK_BACKOFF_SECONDS = (0.5, 1.0, 2.0)  # waits before the retries; one try plus one retry per entry
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -827,12 +832,8 @@ class AlertService:
             raise InvalidInput("enabled must be true or false", field="enabled")
         if rule.webhook_url is not None:
             url = rule.webhook_url
-            try:
-                parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
-                hostname = parts.hostname if parts else None
-            except ValueError:  # a bracketed host that is no IPv6 address: http://[x
-                parts = hostname = None
-            if parts is None or parts.scheme not in ("http", "https") or not hostname:
+            parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 and _WEBHOOK_URL.match(url) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
                 raise InvalidInput("webhook_url must be an http or https URL of at most 2048 characters",
                                    field="webhook_url")
         if not isinstance(rule.description, str) or len(rule.description) > 1000:
