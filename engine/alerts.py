@@ -68,8 +68,7 @@ MAX_DURATION_SECONDS = 30 * 86400.0
 DEFAULT_COOLDOWN_SECONDS = 300.0
 WEBHOOK_QUEUE_SIZE = 1000
 # http(s), optional user info, a host name or IPv4 address (no IPv6 literal), an optional port, then a
-# path, query, fragment or the end;
-# the API documents the same pattern
+# path, query, fragment or the end; the API documents the same pattern
 WEBHOOK_URL_PATTERN = r"^https?://(?:[^/?#\s\[\]@]+@)?[^/?#\s\[\]@:]+(?::[0-9]{1,5})?(?:[/?#]|$)"
 _WEBHOOK_URL = re.compile(WEBHOOK_URL_PATTERN)
 WEBHOOK_TIMEOUT_SECONDS = 5.0
