@@ -71,6 +71,10 @@ MAX_DURATION_SECONDS = 30 * 86400.0
 DEFAULT_COOLDOWN_SECONDS = 300.0
 ACK_HISTORY = 10  # acknowledgements kept per alert
 WEBHOOK_QUEUE_SIZE = 1000
+# http(s), optional user info, a host name or IPv4 address (no IPv6 literal), an optional port, then a
+# path, query, fragment or the end; the API documents the same pattern
+WEBHOOK_URL_PATTERN = r"^https?://(?:[^/?#\s\[\]@]+@)?[^/?#\s\[\]@:]+(?::[0-9]{1,5})?(?:[/?#]|$)"
+_WEBHOOK_URL = re.compile(WEBHOOK_URL_PATTERN)
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 WEBHOOK_BACKOFF_SECONDS = (0.5, 1.0, 2.0)  # waits before the retries; one try plus one retry per entry
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -411,9 +415,10 @@ class WebhookNotifier:
             if response.status_code < 500 and response.status_code != 429:
                 break  # the receiver refuses this body: sending it again will not help
         self.failed_total += 1
-        # the URL may be the receiver's credential: monitors read last_error, and the log is no place for it
+        # the URL may be the receiver's credential: monitors read last_error, and the log is no place for it;
+        # the error first: a text that begins with the URL reads as a URL to clients that look for links
         error = redact_text(error, url)
-        self.last_error = f"{redact_url(url)}: {error}"
+        self.last_error = f"{error} (POST to {redact_url(url)})"
         log.warning("webhook %s failed after %d attempts: %s", redact_url(url), attempt + 1, error)
 
 
@@ -848,7 +853,7 @@ class AlertService:
             raise InvalidInput("enabled must be true or false", field="enabled")
         if rule.webhook_url is not None:
             url = rule.webhook_url
-            parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
+            parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 and _WEBHOOK_URL.match(url) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
                 raise InvalidInput("webhook_url must be an http or https URL of at most 2048 characters",
                                    field="webhook_url")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from ...alerts import MAX_DURATION_SECONDS, AlertState, Category, Op, Rule, Severity
+from ...alerts import MAX_DURATION_SECONDS, WEBHOOK_URL_PATTERN, AlertState, Category, Op, Rule, Severity
 from ...alerts import Alert as EngineAlert
 from ...alerts import Silence as EngineSilence
 from ...auth import ApiRole, Principal
@@ -26,7 +26,7 @@ PositiveSeconds = Annotated[float, Field(strict=True, gt=0, le=MAX_DURATION_SECO
 Threshold = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e15, le=1e15)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=r"\S")]
 MetricName = Annotated[StrictStr, Field(min_length=1, max_length=64)]
-WebhookUrl = Annotated[StrictStr, Field(max_length=2048, pattern=r"^https?://[^/\s]+",
+WebhookUrl = Annotated[StrictStr, Field(max_length=2048, pattern=WEBHOOK_URL_PATTERN,
                                         description="POSTed a JSON body {event, alert, sent_at} when an alert of "
                                                     "this rule fires or resolves")]
 Description = Annotated[StrictStr, Field(max_length=1000)]
