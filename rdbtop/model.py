@@ -8,6 +8,7 @@ that is not even an object is skipped. Nothing here raises on server data.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -705,8 +706,11 @@ class AshBucket:
                    str_(d, "example"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AshSample:
+    """One session in one second. The console keeps a window of them (a sample a second for each
+    active session), so each is slotted and shares its few distinct strings."""
+
     sample_time: int
     session_id: int | None
     wait_class: str | None
@@ -719,7 +723,8 @@ class AshSample:
             return None
         # RustyDB's sample has no wait class: a wait event means waiting, none means on CPU
         wait_class = str_(d, "wait_class") or ("Other" if str_(d, "wait_event") else "CPU")
-        return cls(t, int_(d, "session_id"), wait_class, str_(d, "state"))
+        state = str_(d, "state")
+        return cls(t, int_(d, "session_id"), sys.intern(wait_class), sys.intern(state) if state else None)
 
 
 @dataclass(frozen=True)

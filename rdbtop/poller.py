@@ -87,6 +87,10 @@ REVERSED = {"asc": "desc", "desc": "asc"}
 BUSY_STATES = "waiting,idle in transaction,active"  # the sessions that can hold locks or run statements
 # the most sessions /stats/sessions lists in one answer (`limit`): every session, where the server pages them
 EVERY_SESSION = 100_000
+# Calls whose answers change slowly (the server's health checks, the backup schedule): while their
+# pane stays on screen they are asked again after this many seconds, not every tick, and what they
+# said last is shown meanwhile. A pane newly shown, or a poll asked for (poll_now), asks for everything.
+SLOW_CALLS = {"health": 5.0, "schedule": 30.0}
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ class Poller:
         self._rules_read = False  # the alert rules, read once per connection
         self._ash: dict[int, list[AshSample]] = {}  # by sample second, bounded to the longest window
         self._ash_from: int | None = None  # earliest second fetched so far
+        self._asked: dict[str, float] = {}  # when each of SLOW_CALLS was last asked
+        self._fresh = False  # the next poll asks for everything (poll_now)
         self._wake = asyncio.Event()
 
     # -- settings the UI changes -----------------------------------------------------------
@@ -130,6 +136,7 @@ class Poller:
         return self.interval
 
     def poll_now(self) -> None:
+        self._fresh = True
         self._wake.set()
 
     # -- one poll ------------------------------------------------------------------------------
@@ -174,7 +181,10 @@ class Poller:
             "schedule": lambda: self.client.get("/api/v1/backup/schedule"),
             "ash": lambda: self._ash_samples(int(now)),
         }
-        calls = {name: call() for name, call in every.items() if name in wanted}
+        fresh, self._fresh = self._fresh, False
+        calls = {name: call() for name, call in every.items()
+                 if name in wanted and (fresh or self._due(name, pane, now))}
+        self._asked.update({name: now for name in calls if name in SLOW_CALLS})
         if self._info is None:  # once per connection: these hardly change
             calls["info"] = self.client.get("/api/v1/server/info")
             calls["config"] = self.client.get("/api/v1/config")
@@ -216,6 +226,12 @@ class Poller:
                 snap.errors[area] = "; ".join(problems)
         self._last = snap
         return snap
+
+    def _due(self, name: str, pane: str | None, now: float) -> bool:
+        period = SLOW_CALLS.get(name)
+        if period is None or self._last is None or self._last.pane != pane or name not in self._asked:
+            return True
+        return now >= self._asked[name] + period
 
     async def _health(self) -> Any:
         try:
@@ -311,6 +327,7 @@ class Poller:
                 self._info = None  # a restarted server has a new uptime and maybe a new version
                 self._rules_read = False
                 self._perf_has_states = None  # and maybe is another server
+                self._asked.clear()
                 delay = min(MAX_BACKOFF, self.interval * 2 ** min(self.failures - 1, 6))
                 failed(exc if isinstance(exc, ClientError) else Unreachable("the server did not answer in time"),
                        delay)

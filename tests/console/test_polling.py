@@ -107,3 +107,30 @@ async def test_ash_samples_are_kept_for_the_chosen_window_only_and_a_wider_one_i
     assert starts == [str(NOW - 900)] and seconds[0] == NOW - 900
     seconds, starts = await ash_reads()
     assert starts == [str(NOW)]  # then only what is new
+
+
+async def test_slowly_changing_answers_are_asked_again_only_after_their_period_while_their_pane_stays() -> None:
+    from rdbtop.poller import SLOW_CALLS, Poller
+
+    from .fakeserver import NOW
+
+    server = FakeServer()
+    clock = [float(NOW)]
+    poller = Poller(server.client(), 1.0, clock=lambda: clock[0])
+
+    async def poll(pane: str) -> set[str]:
+        poller.pane = pane
+        before = len(server.reads)
+        snap = await poller.snapshot()
+        assert pane != "overview" or snap.overview.health == "healthy"  # shown from the last answer meanwhile
+        return {path.removeprefix(API) for path, _ in server.reads[before:]}
+
+    assert "/admin/health" in await poll("overview")
+    clock[0] += 1
+    assert "/admin/health" not in await poll("overview") and "/stats/performance" in await poll("overview")
+    clock[0] += SLOW_CALLS["health"]
+    assert "/admin/health" in await poll("overview")
+    await poll("sessions")
+    assert "/admin/health" in await poll("overview")  # shown anew: everything is read at once
+    poller.poll_now()  # `r`: everything, now
+    assert "/admin/health" in await poll("overview")
