@@ -203,7 +203,7 @@ def test_point_in_time_equal_to_a_backups_snapshot_time_restores_that_backup(adm
     assert at["status"] == "completed" and at["backups_applied"] == [full["backup_id"]]
     before = admin.post(f"{API}/{full['backup_id']}/restore",
                         json={"verify_only": True, "point_in_time": full["snapshot_time"] - 1})
-    assert error(before, 409)["message"] == (f"point_in_time {full['snapshot_time'] - 1} is before the first backup "
+    assert error(before, 409, "CONFLICT")["message"] == (f"point_in_time {full['snapshot_time'] - 1} is before the first backup "
                                              f"of the chain of {full['backup_id']}")
 
 
