@@ -502,8 +502,8 @@ class BackupService:
             return RestoreMode.IN_PLACE, None
         self._refuse_live(target)
         problem = outside_allowed("target_database", target, self._data_dir)
-        if problem:
-            raise InvalidInput(problem, field="target_database")
+        if problem:  # the server's configuration (where it may write) refuses it, not the request's form
+            raise Conflict(problem, field="target_database")
         if not target.parent.is_dir():
             raise InvalidInput("target_database's parent directory must exist", field="target_database")
         if target.exists() and not overwrite_existing and (not target.is_dir() or any(target.iterdir())):
@@ -626,7 +626,7 @@ class BackupService:
             schedule.validated(key_configured=not schedule.encryption or self._key() is not None)
             problem = outside_allowed("destination", schedule.destination, self._data_dir)
             if problem:
-                raise InvalidInput(problem, field="destination")
+                raise Conflict(problem, field="destination")
         except EngineError as exc:
             audit(by, "backup_schedule", "schedule", f"refused: {exc.message}")
             raise

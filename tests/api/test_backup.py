@@ -304,7 +304,7 @@ def test_a_backup_dir_or_destination_that_escapes_is_refused_with_rustydb_messag
                          f"directory named in {ALLOWED_DIRS_ENV}", {"field": "backup_dir"})
     assert engine.config.backup_dir == ""
     schedule = admin.get(f"{API}/schedule").json()
-    body = error(admin.put(f"{API}/schedule", json={**schedule, "destination": "/etc"}), 400)
+    body = error(admin.put(f"{API}/schedule", json={**schedule, "destination": "/etc"}), 409, "CONFLICT")
     assert body["details"] == {"field": "destination"} and body["message"].startswith("destination must be inside")
     assert admin.get(f"{API}/schedule").json() == schedule
 

@@ -845,11 +845,11 @@ def test_paths_given_through_the_api_stay_where_the_operator_allows(engine: Engi
         assert (refused.value.message, refused.value.details) == (ESCAPE, {"field": "backup_dir"}), value
     assert engine.config.backup_dir == ""
     for destination in ("/etc", str(escape)):
-        with pytest.raises(InvalidInput, match=f"^destination must be inside the data directory or a directory "
+        with pytest.raises(Conflict, match=f"^destination must be inside the data directory or a directory "
                                                f"named in {ALLOWED_DIRS_ENV}$"):
             engine.backup.set_schedule(BackupSchedule(destination=destination), "tester")
     record = backup(engine)
-    with pytest.raises(InvalidInput, match="^target_database must be inside the data directory or a directory"):
+    with pytest.raises(Conflict, match="^target_database must be inside the data directory or a directory"):
         engine.backup.restore(record.backup_id, "tester", target_database=str(escape / "restored"))
 
     engine.reconfigure(backup_dir="vault/nightly")  # inside the data directory: always allowed
@@ -858,6 +858,6 @@ def test_paths_given_through_the_api_stay_where_the_operator_allows(engine: Engi
     monkeypatch.delenv(ALLOWED_DIRS_ENV)
     with pytest.raises(InvalidRequest, match="backup_dir must be a path inside the data directory"):
         engine.reconfigure(backup_dir=str(tmp_path / "vault"))
-    with pytest.raises(InvalidInput, match="^target_database must be inside"):
+    with pytest.raises(Conflict, match="^target_database must be inside"):
         engine.backup.restore(record.backup_id, "tester", target_database=str(tmp_path / "restored"))
     assert not (tmp_path / "restored").exists()

@@ -31,7 +31,10 @@ def _setting_schema(name: str) -> dict[str, Any]:
             return {"enum": list(meta["choices"])}
         if name == "trusted_proxies":
             return {"type": "string", "pattern": PROXY_LIST_PATTERN}
-        return {"type": "string", "maxLength": MAX_PATH_CHARS, "pattern": "^[^\\x00]*$"}
+        # backup_dir: relative (inside the data directory), not climbing out, no control characters; an
+        # absolute path inside RDBTOP_ALLOWED_DIRS is accepted too, which the document cannot know of
+        return {"type": "string", "maxLength": MAX_PATH_CHARS,
+                "pattern": "^(?!/)(?!(.*/)?\\.\\.(/|$))[^\\x00-\\x1f\\x7f]*$"}
     return {"type": "integer" if kind is int else "number", "minimum": meta["min"], "maximum": meta["max"]}
 
 
