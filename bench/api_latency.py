@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -45,11 +46,8 @@ ASH_STEADY_SECONDS = 2
 
 def serve(n_sessions: int, port: int) -> None:
     """Server side: engine + N sessions + uvicorn, until stdin closes."""
-    import uvicorn
-
     sys.path.insert(0, str(ROOT))
     from engine import Engine, EngineConfig
-    from engine.api import create_app
 
     engine = Engine(config=EngineConfig(max_connections=n_sessions + 100, lock_timeout_ms=3_600_000)).start()
     engine.create_schema("sales")
@@ -66,6 +64,14 @@ def serve(n_sessions: int, port: int) -> None:
     waiter = sessions[-1]
     threading.Thread(target=lambda: _ignore(waiter.execute, "UPDATE sales.t SET v = v + 1 WHERE id = 1"),
                      daemon=True).start()
+    serve_api(engine, port)
+
+
+def serve_api(engine: Any, port: int) -> None:
+    """Print a monitor key for the client side, then serve the engine's API on loopback until stdin closes."""
+    import uvicorn
+    from engine.api import create_app
+
     key = engine.auth.create_api_key("monitor", "bench")
     print(key, flush=True)
     config = uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="error", lifespan="off")

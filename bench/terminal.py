@@ -53,7 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from console import Server, _free_port  # bench/ is this script's directory
+from api_latency import serve_api  # bench/ is this script's directory
+from console import Server, _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PANE_KEYS = {"overview": "1", "sessions": "2", "queries": "3", "locks": "4", "ash": "5"}
@@ -83,11 +84,8 @@ def serve(n_sessions: int, port: int) -> None:
     """Server side: the engine with n_sessions in the bench's shape and its API, until stdin closes."""
     import resource
 
-    import uvicorn
-
     sys.path.insert(0, str(ROOT))
     from engine import Engine, EngineConfig
-    from engine.api import create_app
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -119,13 +117,7 @@ def serve(n_sessions: int, port: int) -> None:
         threads.append((s, "SELECT sleep(86400)"))
     for s, sql in threads:
         threading.Thread(target=run, args=(s, sql), daemon=True).start()
-    key = engine.auth.create_api_key("monitor", "bench")
-    print(key, flush=True)
-    config = uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="error", lifespan="off")
-    server = uvicorn.Server(config)
-    threading.Thread(target=lambda: (sys.stdin.read(), setattr(server, "should_exit", True)), daemon=True).start()
-    server.run()
-    engine.close()
+    serve_api(engine, port)
 
 
 class Served(Server):

@@ -98,25 +98,6 @@ async def running(server: FakeServer, size: tuple[int, int] = (120, 40), toasts:
         yield app, pilot
 
 
-def table(app, pane: str, table_id: str | None = None) -> KeyedTable:  # type: ignore[no-untyped-def]
-    return app.query_one(f"#{table_id or pane + '-table'}", KeyedTable)
-
-
-def keys(t: KeyedTable) -> list[str]:
-    return t.row_keys
-
-
-def notes(app) -> str:  # type: ignore[no-untyped-def]
-    return "\n".join(str(n.message) for n in app._notifications)
-
-
-async def on_pane(pilot, key: str, number: str) -> None:  # type: ignore[no-untyped-def]
-    await pilot.press(number)
-    # a pane is drawn once a poll has read for it
-    await until(pilot, lambda: pilot.app.query_one(TabbedContent).active == key and pilot.app.read_for(key))
-    await pilot.pause()
-
-
 class EngineSource:
     label = "test engine"
 
