@@ -86,6 +86,13 @@ def live(engine: Engine) -> Iterator[LiveServer]:
         yield server
 
 
+def monitor_get(client: TestClient, headers: dict, path: str, **params: object) -> dict:
+    """A GET as the monitor role that must answer 200: its JSON body."""
+    r = client.get(path, params=params, headers=headers["monitor"])
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.01):  # type: ignore[no-untyped-def]
     """Poll until predicate() is truthy; return its value or fail the test."""
     deadline = time.monotonic() + timeout

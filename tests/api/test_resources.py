@@ -10,16 +10,10 @@ from engine import Engine
 from engine.fingerprint import sql_id
 from engine.sessions import SessionState
 
-from .conftest import wait_until
+from .conftest import monitor_get, wait_until
 
 SPIN = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 SCAN = "SELECT count(*) FROM sales.orders WHERE amount > ?"
-
-
-def _get(client: TestClient, headers: dict, path: str, **params: object) -> dict:
-    r = client.get(path, params=params, headers=headers["monitor"])
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def test_session_times_have_millisecond_twins_that_agree_with_the_seconds(engine: Engine, client: TestClient,
@@ -27,22 +21,22 @@ def test_session_times_have_millisecond_twins_that_agree_with_the_seconds(engine
     s = engine.connect("alice", "ms-test")
     s.execute("BEGIN")
     s.execute("SELECT 1")  # the transaction began before this state did
-    body = _get(client, headers, f"/api/v1/sessions/{s.id}")
+    body = monitor_get(client, headers, f"/api/v1/sessions/{s.id}")
     assert body["state"] == "idle in transaction"
     assert body["state_since_ms"] // 1000 == body["state_since"]
     assert body["transaction_started_at_ms"] // 1000 == body["transaction_started_at"]
     assert body["transaction_started_at_ms"] <= body["state_since_ms"]
     assert body["query_started_at_ms"] is None and body["query_started_at"] is None
-    listed = next(x for x in _get(client, headers, "/api/v1/stats/sessions")["sessions"] if x["session_id"] == s.id)
+    listed = next(x for x in monitor_get(client, headers, "/api/v1/stats/sessions")["sessions"] if x["session_id"] == s.id)
     assert listed["state_since_ms"] == body["state_since_ms"]
     younger = engine.connect("bob", "ms-test")
     younger.execute("BEGIN")
     younger.execute("SELECT 1")
     idle = engine.connect("carol", "ms-test")
-    oldest_first = _get(client, headers, "/api/v1/stats/sessions", sort_by="transaction_seconds", sort_order="desc")
+    oldest_first = monitor_get(client, headers, "/api/v1/stats/sessions", sort_by="transaction_seconds", sort_order="desc")
     assert [x["session_id"] for x in oldest_first["sessions"]] == [s.id, younger.id, idle.id]
     s.execute("ROLLBACK")
-    assert _get(client, headers, f"/api/v1/sessions/{s.id}")["transaction_started_at_ms"] is None
+    assert monitor_get(client, headers, f"/api/v1/sessions/{s.id}")["transaction_started_at_ms"] is None
 
 
 def test_a_spinning_statement_is_seen_using_cpu_in_sessions_and_active_queries(engine: Engine, client: TestClient,
@@ -53,17 +47,17 @@ def test_a_spinning_statement_is_seen_using_cpu_in_sessions_and_active_queries(e
     thread.start()
     try:
         wait_until(lambda: s.state is SessionState.ACTIVE and s.cpu_time_ms() > 5)
-        first = _get(client, headers, f"/api/v1/sessions/{s.id}")["cpu_time_ms"]
+        first = monitor_get(client, headers, f"/api/v1/sessions/{s.id}")["cpu_time_ms"]
         assert first > 5
 
         def grown() -> dict | None:
-            active = [q for q in _get(client, headers, "/api/v1/query/active") if q["session_id"] == s.id]
+            active = [q for q in monitor_get(client, headers, "/api/v1/query/active") if q["session_id"] == s.id]
             return active[0] if active and active[0]["cpu_time_ms"] > first else None
 
         q = wait_until(grown)
         assert q["started_at_ms"] // 1000 == q["started_at"] and isinstance(q["cache_hits"], int)
         idle = engine.connect("dave", "idle")
-        ordered = _get(client, headers, "/api/v1/stats/sessions", sort_by="cpu_time_ms", sort_order="desc")
+        ordered = monitor_get(client, headers, "/api/v1/stats/sessions", sort_by="cpu_time_ms", sort_order="desc")
         assert [x["session_id"] for x in ordered["sessions"]] == [s.id, idle.id]  # the running one's CPU counts
     finally:
         engine.cancel(s.id, by="test")
@@ -82,14 +76,14 @@ def test_plans_and_resources_are_served_per_fingerprint(engine: Engine, client: 
     s = engine.connect("carol", "plans")
     for amount in (5, 15, 25):
         s.execute(SCAN, (amount,))
-    body = _get(client, headers, "/api/v1/profiling/queries", page_size=1000)
+    body = monitor_get(client, headers, "/api/v1/profiling/queries", page_size=1000)
     profiles = {p["query_id"]: p for p in body["profiles"]}
     scan = profiles[sql_id(SCAN)]
     assert scan["execution_plan"] == "SCAN sales.orders" and isinstance(scan["plan_captured_at"], int)
     assert scan["cpu_time_ms"] > 0 and scan["rows_returned"] == 3 and scan["cache_hits"] + scan["cache_misses"] > 0
-    top = {t["sql_id"]: t for t in _get(client, headers, "/api/v1/stats/queries", top_limit=1000)["top_queries"]}
+    top = {t["sql_id"]: t for t in monitor_get(client, headers, "/api/v1/stats/queries", top_limit=1000)["top_queries"]}
     assert top[sql_id(SCAN)]["execution_plan"] == "SCAN sales.orders"
     assert top[sql_id(SCAN)]["cpu_time_ms"] == scan["cpu_time_ms"]
     result = client.post("/api/v1/query", json={"sql": SCAN, "params": [1]}, headers=headers["admin"]).json()
-    status = _get(client, headers, f"/api/v1/query/{result['query_id']}/status")
+    status = monitor_get(client, headers, f"/api/v1/query/{result['query_id']}/status")
     assert status["execution_plan"] == "SCAN sales.orders" and status["cpu_time_ms"] is not None

@@ -10,30 +10,26 @@ from engine.api import create_app
 from engine.errors import SqlError
 from engine.fingerprint import sql_id
 
+from .conftest import monitor_get
+
 # About 30 ms on this machine, so far above the 5 ms threshold the tests set.
 HEAVY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) SELECT count(*) FROM c"
 POINT = "SELECT amount FROM sales.orders WHERE id = ?"
 SCAN = "SELECT count(*) FROM sales.orders WHERE amount > ?"
 
 
-def _get(client: TestClient, headers: dict, path: str, **params: object) -> dict:
-    r = client.get(path, params=params, headers=headers["monitor"])
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
 def test_statements_appear_in_query_stats_and_the_slow_log(engine: Engine, client: TestClient,
                                                            headers: dict) -> None:
     threshold = 5.0
     engine.reconfigure(slow_query_threshold_ms=threshold)
-    before = _get(client, headers, "/api/v1/stats/queries")
+    before = monitor_get(client, headers, "/api/v1/stats/queries")
     alice = engine.connect("alice", "stats-test")
     results = [alice.execute(POINT, (i % 3 + 1,)) for i in range(40)]
     heavy = alice.execute(HEAVY)
     results.append(heavy)
     alice.close()
 
-    stats = _get(client, headers, "/api/v1/stats/queries", top_limit=1000, slow_limit=100_000)
+    stats = monitor_get(client, headers, "/api/v1/stats/queries", top_limit=1000, slow_limit=100_000)
     assert stats["total_queries"] - before["total_queries"] == 41
     assert stats["avg_execution_time_ms"] > 0
     assert stats["slow_query_threshold_ms"] == threshold
@@ -58,17 +54,17 @@ def test_statements_appear_in_query_stats_and_the_slow_log(engine: Engine, clien
     assert point["avg_time_ms"] == pytest.approx(sum(r.execution_time_ms for r in results[:40]) / 40, abs=0.001)
     totals = [t["total_time_ms"] for t in stats["top_queries"]]
     assert totals == sorted(totals, reverse=True)
-    assert len(_get(client, headers, "/api/v1/stats/queries", top_limit=1)["top_queries"]) == 1
+    assert len(monitor_get(client, headers, "/api/v1/stats/queries", top_limit=1)["top_queries"]) == 1
 
 
 def test_performance_figures_follow_the_engine(engine: Engine, client: TestClient, headers: dict) -> None:
-    before = _get(client, headers, "/api/v1/stats/performance")
+    before = monitor_get(client, headers, "/api/v1/stats/performance")
     holder = engine.connect("holder", "perf-test")
     holder.execute("BEGIN")
     holder.execute("UPDATE sales.orders SET amount = amount + 1 WHERE id = 1")
-    during = _get(client, headers, "/api/v1/stats/performance")
+    during = monitor_get(client, headers, "/api/v1/stats/performance")
     holder.execute("ROLLBACK")
-    after = _get(client, headers, "/api/v1/stats/performance")
+    after = monitor_get(client, headers, "/api/v1/stats/performance")
     holder.close()
 
     # the update holds exclusive locks on the table and on its schema's file until the rollback
@@ -90,13 +86,13 @@ def test_performance_figures_follow_the_engine(engine: Engine, client: TestClien
 def test_cache_hit_ratio_is_null_before_any_page_is_read() -> None:
     with Engine() as fresh, TestClient(create_app(fresh)) as client:
         headers = {"monitor": {"X-API-Key": fresh.auth.create_api_key("monitor")}}
-        body = _get(client, headers, "/api/v1/stats/performance")
+        body = monitor_get(client, headers, "/api/v1/stats/performance")
         assert body["cache_hit_ratio"] is None and body["statements"] == 0
-        assert _get(client, headers, "/api/v1/stats/queries")["avg_execution_time_ms"] is None
+        assert monitor_get(client, headers, "/api/v1/stats/queries")["avg_execution_time_ms"] is None
 
 
 def _profiles(client: TestClient, headers: dict, **params: object) -> list[dict]:
-    return _get(client, headers, "/api/v1/profiling/queries", page_size=1000, **params)["profiles"]
+    return monitor_get(client, headers, "/api/v1/profiling/queries", page_size=1000, **params)["profiles"]
 
 
 def test_profiles_are_sorted_filtered_and_paged(engine: Engine, client: TestClient, headers: dict) -> None:
@@ -133,7 +129,7 @@ def test_profiles_are_sorted_filtered_and_paged(engine: Engine, client: TestClie
 
     pages, page = [], 1
     while True:
-        body = _get(client, headers, "/api/v1/profiling/queries", page=page, page_size=2, sort_by="execution_count")
+        body = monitor_get(client, headers, "/api/v1/profiling/queries", page=page, page_size=2, sort_by="execution_count")
         assert body["total_count"] == len(everything) and body["page"] == page and body["page_size"] == 2
         assert body["has_prev"] == (page > 1) and len(body["profiles"]) <= 2
         pages += body["profiles"]
@@ -142,7 +138,7 @@ def test_profiles_are_sorted_filtered_and_paged(engine: Engine, client: TestClie
         page += 1
     assert page == body["total_pages"] == (len(everything) + 1) // 2
     assert [p["query_id"] for p in pages] == [p["query_id"] for p in counts]
-    assert _get(client, headers, "/api/v1/profiling/queries", page=page + 1, page_size=2)["profiles"] == []
+    assert monitor_get(client, headers, "/api/v1/profiling/queries", page=page + 1, page_size=2)["profiles"] == []
 
 
 @pytest.mark.parametrize(("params", "field"), [
